@@ -1,0 +1,88 @@
+# hotmod developer tasks. CI runs `make test` (see .ci/run), so what passes here
+# passes there. Every recipe is POSIX sh and non-interactive (CI=true, no stdin).
+#
+#   make test       lint, the full suite on 3.11, smoke tests on 3.12 and 3.13
+#   make test-long  the long property-based run (marker `slow`, random seed)
+#   make lint       ruff + mypy only
+#   make demo       run examples/demo under hotmod
+#   make bench      run the benchmarks
+#   make clean      remove virtualenvs and caches
+
+# One target at a time: readable output, and a lint failure stops before the
+# slow suites instead of racing them.
+.NOTPARALLEL:
+.DEFAULT_GOAL := test
+.PHONY: test pytest smoke test-long lint demo bench clean
+
+# Interpreters. pyenv's exact versions are what CI has; the plain names are the
+# fallback on machines without pyenv. Override any of them: `make test PYTHON312=...`.
+PYENV_ROOT_DIR := $(shell pyenv root 2>/dev/null)
+PYTHON311 ?= $(or $(wildcard $(PYENV_ROOT_DIR)/versions/3.11.7/bin/python),python3.11)
+PYTHON312 ?= $(or $(wildcard $(PYENV_ROOT_DIR)/versions/3.12.1/bin/python),python3.12)
+PYTHON313 ?= $(or $(wildcard $(PYENV_ROOT_DIR)/versions/3.13.0/bin/python),python3.13)
+
+EXTRAS := .[dev,flask,asgi]
+VENV := .venv
+
+# Size of the long property run, read by the test (override: `make test-long HOTMOD_PROPERTY_EDITS=500`).
+HOTMOD_PROPERTY_EDITS ?= 2000
+# Hypothesis seed for test-long. `--hypothesis-seed=random` would NOT randomise:
+# Hypothesis takes any non-integer as a fixed seed string. So we draw an integer
+# and print it, which makes a failing run reproducible: `make test-long SEED=1234`.
+SEED ?=
+
+# make-venv DIR,PYTHON,X.Y,X.Y.Z — create DIR with PYTHON if missing, then install the
+# project editable. Runs only when pyproject.toml is newer than DIR/.stamp, so
+# day-to-day `make test` does not touch the network.
+define make-venv
+	@"$(2)" -c "import sys; sys.exit('%d.%d' % sys.version_info[:2] != '$(3)')" 2>/dev/null || { \
+	  echo "error: Python $(3) not found (tried '$(2)'). Install it (pyenv install $(4)) or pass PYTHON$(subst .,,$(3))=/path/to/python$(3)." >&2; \
+	  exit 1; }
+	test -x $(1)/bin/python || "$(2)" -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --disable-pip-version-check -e '$(EXTRAS)'
+	touch $(1)/.stamp
+endef
+
+$(VENV)/.stamp: pyproject.toml
+	$(call make-venv,$(VENV),$(PYTHON311),3.11,3.11.7)
+
+$(VENV)-3.12/.stamp: pyproject.toml
+	$(call make-venv,$(VENV)-3.12,$(PYTHON312),3.12,3.12.1)
+
+$(VENV)-3.13/.stamp: pyproject.toml
+	$(call make-venv,$(VENV)-3.13,$(PYTHON313),3.13,3.13.0)
+
+test: lint pytest smoke
+
+# Plain `mypy` checks what pyproject configures (src and tests, strict); the demo
+# is checked too, with the same settings, because users copy from it.
+lint: $(VENV)/.stamp
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy examples/demo
+
+pytest: $(VENV)/.stamp
+	$(VENV)/bin/python -m pytest
+
+# The other supported versions run the `smoke` selection only: it catches
+# version-specific breakage (see _compat.py) without tripling CI time. A missing
+# interpreter fails in make-venv above: CI must never skip a version silently.
+smoke: $(VENV)-3.12/.stamp $(VENV)-3.13/.stamp
+	$(VENV)-3.12/bin/python -m pytest -m smoke -p no:cacheprovider
+	$(VENV)-3.13/bin/python -m pytest -m smoke -p no:cacheprovider
+
+test-long: $(VENV)/.stamp
+	@seed="$(SEED)"; \
+	if [ -z "$$seed" ]; then seed=$$(od -An -N4 -tu4 /dev/urandom | tr -d ' \n'); fi; \
+	echo "test-long: HOTMOD_PROPERTY_EDITS=$(HOTMOD_PROPERTY_EDITS) seed=$$seed (rerun: make test-long SEED=$$seed)"; \
+	HOTMOD_PROPERTY_EDITS=$(HOTMOD_PROPERTY_EDITS) $(VENV)/bin/python -m pytest -m slow --hypothesis-seed="$$seed"
+
+demo: $(VENV)/.stamp
+	$(VENV)/bin/hotmod run examples/demo/main.py
+
+bench: $(VENV)/.stamp
+	$(VENV)/bin/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) $(VENV)-3.12 $(VENV)-3.13 .mypy_cache .ruff_cache .pytest_cache .hypothesis dist build
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,246 @@
+"""The measurements: edits under a running program, start-up, memory over many reloads.
+
+A *session* is one program run in one *mode*:
+
+- ``hotmod``: ``python -m hotmod run --json-events FILE main.py``
+- ``restart``: ``watchfiles --filter python 'python main.py' DIR`` — the full
+  restart on every save that users of ``uvicorn --reload`` & co. have today
+- ``plain``: ``python main.py`` (start-up reference only)
+
+Latency is always measured from the program's own observation: ``time.time_ns()``
+just before the benchmark saves the file, to the ``time.time_ns()`` the program
+printed when it first saw the new value.
+"""
+
+from __future__ import annotations
+
+import enum
+import shlex
+import statistics
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from _procs import BenchError, Event, EventLog, Program, rss_kib
+from genproject import Project, body_source, const_source, observed, save
+
+
+class Mode(enum.StrEnum):
+    HOTMOD = "hotmod"
+    RESTART = "restart"
+    PLAIN = "plain"
+
+
+class Kind(enum.StrEnum):
+    BODY = "body"  # function body edit: a patch, no module re-executes
+    REEXEC = "reexec"  # module constant edit: the leaf and its 5 importers re-execute
+
+
+@dataclass(frozen=True)
+class Options:
+    """How every scenario edits and waits."""
+
+    workdir: Path  # logs and event files go here
+    save_mode: str = "rename"
+    edit_timeout_s: float = 30.0
+    start_timeout_s: float = 120.0
+    settle_s: float = 0.05  # pause between edits (pacing, not synchronisation)
+
+
+def command(mode: Mode, project: Project, events: Path) -> list[str]:
+    python = sys.executable
+    if mode is Mode.HOTMOD:
+        return [python, "-m", "hotmod", "run", "--json-events", str(events), "main.py"]
+    if mode is Mode.RESTART:
+        target = shlex.join([python, "main.py"])
+        return [python, "-m", "watchfiles", "--filter", "python", target, str(project.root)]
+    return [python, "main.py"]
+
+
+@dataclass
+class EditState:
+    """The values the edited files hold now; each edit moves one of them on."""
+
+    value: int = 0
+    const: int = 0
+    edits: int = 0
+
+    def current(self) -> str:
+        return observed(self.value, self.const)
+
+    def advance(self, project: Project, kind: Kind) -> tuple[Path, str, str]:
+        """The next edit of ``kind``: (file, new text, the value the program should see)."""
+        self.edits += 1
+        if kind is Kind.BODY:
+            self.value += 1
+            path, text = project.body_file, body_source(self.value, edit=self.edits)
+        else:
+            self.const += 1
+            path, text = project.const_file, const_source(self.const, edit=self.edits)
+        return path, text, self.current()
+
+
+@dataclass
+class EditSample:
+    """One edit: what the program saw, and what hotmod said it did."""
+
+    kind: str
+    warmup: bool
+    latency_ms: float | None = None
+    engine_ms: float | None = None  # hotmod's own duration_ms (sum over this edit's batches)
+    outcomes: list[str] = field(default_factory=list)  # one per reload event
+    patched: int = 0
+    reexecuted: int = 0
+    stray: list[str] = field(default_factory=list)  # values seen that were neither old nor new
+    error: str | None = None
+    events: list[Event] = field(default_factory=list)  # kept only when something was off
+
+    @property
+    def anomalous(self) -> bool:
+        return bool(self.error or self.stray or self.outcomes != ["applied"])
+
+
+class Session:
+    """One program started in one mode on one project; stopped on exit."""
+
+    def __init__(self, mode: Mode, project: Project, opts: Options, label: str) -> None:
+        self.mode = mode
+        self.project = project
+        self.opts = opts
+        events_path = opts.workdir / f"{label}.events.jsonl"
+        events_path.unlink(missing_ok=True)
+        self.events = EventLog(events_path)
+        self.state = EditState()
+        self.program = Program(
+            command(mode, project, events_path),
+            cwd=project.root,
+            log=opts.workdir / f"{label}.log",
+        )
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.program.stop()
+
+    def wait_ready(self) -> float:
+        """Wait for the first observation; return the time from spawn to it in ms."""
+        obs = self.program.wait_for(None, timeout=self.opts.start_timeout_s)
+        if obs.value != self.state.current():
+            raise BenchError(f"program started on {obs.value!r}, expected {self.state.current()!r}")
+        if self.mode is Mode.HOTMOD:
+            self.events.wait_count("started", 1, timeout=self.opts.edit_timeout_s)
+        return (obs.time_ns - self.program.spawned_ns) / 1e6
+
+    def program_pid(self) -> int:
+        """The pid that runs the user's code (hotmod's ``started`` event says which)."""
+        if self.mode is Mode.HOTMOD:
+            return int(self.events.of("started")[-1]["pid"])
+        if self.mode is Mode.PLAIN:
+            return self.program.proc.pid
+        raise BenchError("the restart loop's program changes pid on every edit")
+
+    def edit(self, kind: Kind, *, warmup: bool = False) -> EditSample:
+        """Save one edit and wait until the program runs it."""
+        old = self.state.current()
+        path, text, expected = self.state.advance(self.project, kind)
+        sample = EditSample(kind=kind.value, warmup=warmup)
+        mark = self.program.count()
+        reloads_before = len(self.events.of("reload"))
+        t0 = time.time_ns()
+        save(path, text, mode=self.opts.save_mode)
+        try:
+            seen = self.program.wait_for(expected, since=mark, timeout=self.opts.edit_timeout_s)
+            sample.latency_ms = (seen.time_ns - t0) / 1e6
+            sample.stray = [
+                o.value
+                for o in self.program.since(mark)
+                if o.time_ns <= seen.time_ns and o.value not in (old, expected)
+            ]
+            if self.mode is Mode.HOTMOD:
+                self.events.wait_count("reload", reloads_before + 1, timeout=5.0)
+        except BenchError as exc:
+            sample.error = str(exc)
+        time.sleep(self.opts.settle_s)
+        self._record_reloads(sample, self.events.of("reload")[reloads_before:])
+        return sample
+
+    def _record_reloads(self, sample: EditSample, reloads: list[Event]) -> None:
+        if self.mode is not Mode.HOTMOD:
+            sample.outcomes = ["applied"] if sample.latency_ms is not None else []
+            return
+        sample.outcomes = [str(e.get("outcome")) for e in reloads]
+        sample.engine_ms = sum(float(e.get("duration_ms", 0.0)) for e in reloads) or None
+        sample.patched = sum(len(e.get("patched", ())) for e in reloads)
+        sample.reexecuted = sum(len(e.get("reexecuted", ())) for e in reloads)
+        if sample.anomalous:
+            sample.events = reloads
+
+
+def edit_series(session: Session, kind: Kind, *, count: int, warmup: int) -> list[EditSample]:
+    """``warmup`` + ``count`` edits of one kind; stops early after 3 failures in a row."""
+    samples: list[EditSample] = []
+    failures = 0
+    for i in range(warmup + count):
+        sample = session.edit(kind, warmup=i < warmup)
+        samples.append(sample)
+        failures = failures + 1 if sample.error else 0
+        if failures >= 3:
+            print(f"    giving up on {kind} edits: {sample.error}", file=sys.stderr)
+            break
+    return samples
+
+
+def latency_run(
+    mode: Mode, project: Project, opts: Options, *, count: int, warmup: int, label: str = "latency"
+) -> dict[str, Any]:
+    """Both edit kinds, ``warmup`` + ``count`` each, in one session of ``mode``."""
+    label = f"{label}-{mode}-{project.modules}"
+    with Session(mode, project, opts, label) as session:
+        startup_ms = session.wait_ready()
+        series = {
+            kind.value: [asdict(s) for s in edit_series(session, kind, count=count, warmup=warmup)]
+            for kind in Kind
+        }
+    return {"mode": mode.value, "modules": project.modules, "startup_ms": startup_ms, **series}
+
+
+def startup_run(project: Project, opts: Options, *, runs: int) -> dict[str, list[float]]:
+    """Time from spawn to first observed value, ``plain`` and ``hotmod`` alternating."""
+    times: dict[str, list[float]] = {Mode.PLAIN.value: [], Mode.HOTMOD.value: []}
+    for i in range(runs):
+        for mode in (Mode.PLAIN, Mode.HOTMOD) if i % 2 == 0 else (Mode.HOTMOD, Mode.PLAIN):
+            with Session(mode, project, opts, f"startup-{mode}") as session:
+                times[mode.value].append(session.wait_ready())
+    return times
+
+
+def memory_run(project: Project, opts: Options, kind: Kind, *, edits: int) -> dict[str, Any]:
+    """RSS of the program under hotmod before and after ``edits`` reloads of ``kind``."""
+    with Session(Mode.HOTMOD, project, opts, f"memory-{kind}") as session:
+        session.wait_ready()
+        pid = session.program_pid()
+        rss = {"0": rss_kib(pid)}  # edits done -> KiB (str keys: JSON)
+        samples: list[EditSample] = []
+        checkpoints = {10, 100, edits // 2, edits}
+        for i in range(1, edits + 1):
+            samples.append(session.edit(kind))
+            if i in checkpoints:
+                rss[str(i)] = rss_kib(session.program_pid())
+            if sum(1 for s in samples[-3:] if s.error) == 3:
+                break
+        restarted = len(session.events.of("started")) - 1
+    latencies = [s.latency_ms for s in samples if s.latency_ms is not None]
+    return {
+        "kind": kind.value,
+        "edits": len(samples),
+        "rss_kib": rss,
+        "restarts": restarted,
+        "failed_edits": sum(1 for s in samples if s.error),
+        "outcomes": dict(Counter(o for s in samples for o in s.outcomes)),
+        "latency_median_ms": statistics.median(latencies) if latencies else None,
+        "anomalies": [asdict(s) for s in samples if s.anomalous][:10],
+    }

@@ -1,0 +1,91 @@
+"""The undo chain: every mutation of live state registers how to undo it.
+
+A :class:`Transaction` collects undo steps while a batch is committed. On
+failure they run in reverse order; every step runs even if an earlier one
+fails, the first undo failure is kept and raised once as
+:class:`~hotmod._errors.RollbackError` (the pattern of pluggy's teardown loop).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+from ._errors import RollbackError
+
+logger = logging.getLogger(__name__)
+
+_MISSING: Any = object()
+
+
+class Transaction:
+    """An ordered log of undo steps for one batch."""
+
+    def __init__(self) -> None:
+        self._undo: list[Callable[[], None]] = []
+
+    def __len__(self) -> int:
+        return len(self._undo)
+
+    def on_rollback(self, undo: Callable[[], None]) -> None:
+        """Register ``undo`` to run if the batch is rolled back."""
+        self._undo.append(undo)
+
+    def setitem(self, mapping: MutableMapping[str, Any], key: str, value: Any) -> None:
+        """``mapping[key] = value``, undoably."""
+        old = mapping.get(key, _MISSING)
+        mapping[key] = value
+        self._undo.append(lambda: _restore_item(mapping, key, old))
+
+    def delitem(self, mapping: MutableMapping[str, Any], key: str) -> None:
+        """``del mapping[key]`` if present, undoably."""
+        old = mapping.pop(key, _MISSING)
+        if old is not _MISSING:
+            self._undo.append(lambda: _restore_item(mapping, key, old))
+
+    def setattr(self, obj: object, name: str, value: Any) -> None:
+        """``setattr(obj, name, value)``, undoably (restores or deletes)."""
+        old = obj.__dict__.get(name, _MISSING) if hasattr(obj, "__dict__") else _MISSING
+        setattr(obj, name, value)
+        self._undo.append(lambda: _restore_attr(obj, name, old))
+
+    def delattr(self, obj: object, name: str) -> None:
+        old = obj.__dict__.get(name, _MISSING)
+        if old is _MISSING:
+            return
+        delattr(obj, name)
+        self._undo.append(lambda: _restore_attr(obj, name, old))
+
+    def rollback(self) -> None:
+        """Run every undo step in reverse; raise the first failure once, at the end."""
+        first: BaseException | None = None
+        while self._undo:
+            step = self._undo.pop()
+            try:
+                step()
+            except BaseException as exc:  # keep unwinding: every step must get its chance
+                logger.exception("undo step failed")
+                if first is None:
+                    first = exc
+        if first is not None:
+            raise RollbackError(f"rollback incomplete: {first!r}", phase="rollback") from first
+
+    def discard(self) -> None:
+        """Forget the undo steps: the batch is committed."""
+        self._undo.clear()
+
+
+def _restore_item(mapping: MutableMapping[str, Any], key: str, old: Any) -> None:
+    if old is _MISSING:
+        mapping.pop(key, None)
+    else:
+        mapping[key] = old
+
+
+def _restore_attr(obj: object, name: str, old: Any) -> None:
+    if old is _MISSING:
+        if name in obj.__dict__:
+            delattr(obj, name)
+    else:
+        setattr(obj, name, old)

@@ -1,0 +1,140 @@
+"""Every CPython-internals trick hotmod relies on, in one place (3.11 to 3.13).
+
+* code objects carry ``co_qualname`` (3.11+), which is how new code is matched
+  to live functions;
+* ``function.__code__`` may only be replaced by a code object with the same
+  number of free variables, so callers check :func:`can_swap_code` first;
+* zero-argument ``super()`` reads the ``__class__`` cell of the function's
+  closure, which must point at the live class (:func:`class_cell`);
+* ``types.FunctionType`` gained ``kwdefaults`` in 3.13 and functions gained
+  ``__type_params__`` in 3.12: :func:`clone_function` copies whatever exists.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Iterator
+from typing import Any
+
+PY312 = sys.version_info >= (3, 12)
+PY313 = sys.version_info >= (3, 13)
+
+# Attributes of a function that describe it and may be copied or patched.
+_FUNCTION_META = ("__doc__", "__qualname__", "__module__", "__annotations__", "__kwdefaults__")
+_FUNCTION_META_312 = ("__type_params__",) if PY312 else ()
+
+
+def iter_code_tree(code: types.CodeType) -> Iterator[types.CodeType]:
+    """Yield ``code`` and every code object nested in its constants, depth first."""
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        yield current
+        nested = [c for c in current.co_consts if isinstance(c, types.CodeType)]
+        stack.extend(reversed(nested))
+
+
+def can_swap_code(func: types.FunctionType, code: types.CodeType) -> bool:
+    """True when ``func.__code__ = code`` is allowed and keeps the closure meaningful."""
+    return func.__code__.co_freevars == code.co_freevars
+
+
+def code_equal(a: types.CodeType, b: types.CodeType) -> bool:
+    """Equality of behaviour *and* line numbers (code ``==`` compares both on 3.11+)."""
+    return a == b
+
+
+def code_fingerprint(code: types.CodeType) -> tuple[Any, ...]:
+    """What a function does, without where it is: line shifts leave this unchanged."""
+    consts = tuple(
+        code_fingerprint(c) if isinstance(c, types.CodeType) else (type(c).__name__, repr(c))
+        for c in code.co_consts
+    )
+    return (code.co_code, consts, code.co_names, code.co_varnames, code.co_freevars)
+
+
+def class_cell(func: types.FunctionType) -> types.CellType | None:
+    """The ``__class__`` cell zero-argument ``super()`` uses, if the function has one."""
+    if func.__closure__ is None:
+        return None
+    try:
+        index = func.__code__.co_freevars.index("__class__")
+    except ValueError:
+        return None
+    return func.__closure__[index]
+
+
+def clone_function(func: types.FunctionType, globals_: dict[str, Any]) -> types.FunctionType:
+    """A copy of ``func`` that reads ``globals_`` (``__globals__`` is read-only).
+
+    The closure cells are shared with ``func`` on purpose: the clone replaces
+    ``func`` everywhere hotmod can see, and a shared cell keeps decorators'
+    state in one place.
+    """
+    new = types.FunctionType(
+        func.__code__, globals_, func.__name__, func.__defaults__, func.__closure__
+    )
+    for attr in _FUNCTION_META + _FUNCTION_META_312:
+        setattr(new, attr, getattr(func, attr))
+    new.__dict__.update(func.__dict__)
+    return new
+
+
+def function_state(func: types.FunctionType) -> tuple[Any, ...]:
+    """Everything :func:`restore_function` needs to undo a patch of ``func``."""
+    extra = tuple(getattr(func, a) for a in _FUNCTION_META_312)
+    return (
+        func.__code__,
+        func.__defaults__,
+        func.__kwdefaults__,
+        func.__doc__,
+        dict(func.__annotations__),
+        dict(func.__dict__),
+        extra,
+    )
+
+
+def restore_function(func: types.FunctionType, state: tuple[Any, ...]) -> None:
+    code, defaults, kwdefaults, doc, annotations, fdict, extra = state
+    func.__code__ = code
+    func.__defaults__ = defaults
+    func.__kwdefaults__ = kwdefaults
+    func.__doc__ = doc
+    func.__annotations__ = annotations
+    func.__dict__.clear()
+    func.__dict__.update(fdict)
+    for attr, value in zip(_FUNCTION_META_312, extra, strict=True):
+        setattr(func, attr, value)
+
+
+def update_function(target: types.FunctionType, source: types.FunctionType) -> None:
+    """Make ``target`` behave like ``source``, keeping ``target``'s identity and globals.
+
+    The caller has checked :func:`can_swap_code`; cell contents are the caller's job.
+    """
+    target.__code__ = source.__code__
+    target.__defaults__ = source.__defaults__
+    target.__kwdefaults__ = source.__kwdefaults__
+    target.__doc__ = source.__doc__
+    target.__annotations__ = source.__annotations__
+    for attr in _FUNCTION_META_312:
+        setattr(target, attr, getattr(source, attr))
+
+
+def set_cell(cell: types.CellType, value: Any) -> None:
+    cell.cell_contents = value
+
+
+def cell_value(cell: types.CellType) -> tuple[bool, Any]:
+    """``(True, value)`` for a filled cell, ``(False, None)`` for an empty one."""
+    try:
+        return True, cell.cell_contents
+    except ValueError:
+        return False, None
+
+
+def code_docstring(code: types.CodeType) -> str | None:
+    """The docstring a function made from ``code`` gets (first constant on 3.11 to 3.13)."""
+    first = code.co_consts[0] if code.co_consts else None
+    return first if isinstance(first, str) else None

@@ -1,0 +1,301 @@
+"""The module graph: which project modules exist, where, and who imports whom.
+
+Recorded at import time by an import hook that :meth:`ModuleGraph.install`
+puts on ``sys.meta_path`` (never as a side effect of importing hotmod). Only
+files under the project roots are tracked; the standard library and installed
+packages are stable and cost nothing.
+
+For each project module the graph keeps the source text and the module code
+object of the version that is live: the code objects of the live functions are
+the constants of that code object, which is how new code is matched to them.
+"""
+
+from __future__ import annotations
+
+import ast
+import dis
+import importlib.util
+import logging
+import sys
+import threading
+import types
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
+from pathlib import Path
+
+from ._scan import ModuleInfo, package_of, resolve, scan
+
+logger = logging.getLogger(__name__)
+
+IGNORED_DIRS = frozenset(
+    {"__pycache__", ".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "site-packages",
+     "dist-packages", "node_modules", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+)
+MAIN = "__main__"
+
+
+@dataclass
+class ModuleRecord:
+    """One live project module: its file, source and code, and its imports."""
+
+    name: str
+    path: Path
+    source: str
+    code: types.CodeType
+    is_package: bool
+    imports: set[str] = field(default_factory=set)  # project-or-not module names, absolute
+    order: int = 0  # position in load order: a cycle re-executes in the order it first ran
+    _tree: ast.Module | None = None
+    _info: ModuleInfo | None = None
+
+    @property
+    def tree(self) -> ast.Module:
+        if self._tree is None:
+            self._tree = ast.parse(self.source, str(self.path))
+        return self._tree
+
+    @property
+    def info(self) -> ModuleInfo:
+        if self._info is None:
+            self._info = scan(self.tree, self.name, is_package=self.is_package)
+        return self._info
+
+    @property
+    def package(self) -> str:
+        return package_of(self.name, is_package=self.is_package)
+
+
+def bytecode_imports(code: types.CodeType, package: str) -> set[str]:
+    """Modules imported by the module-level code (cheap: no parsing).
+
+    ``from a import b`` adds both ``a`` and ``a.b``: ``b`` may be a submodule.
+    Class bodies are scanned too; function bodies import at call time and
+    always see the live module.
+    """
+    found: set[str] = set()
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        consts: list[object] = []
+        for ins in dis.get_instructions(current):
+            if ins.opname == "LOAD_CONST":
+                consts.append(ins.argval)
+            elif ins.opname == "IMPORT_NAME" and len(consts) >= 2:
+                level, fromlist = consts[-2], consts[-1]
+                base = resolve(package, ins.argval or None, level if isinstance(level, int) else 0)
+                found.add(base)
+                if isinstance(fromlist, tuple):
+                    found.update(f"{base}.{n}" for n in fromlist if n != "*")
+        stack.extend(
+            c for c in current.co_consts
+            # class bodies run at import time; functions (CO_NEWLOCALS) do not
+            if isinstance(c, types.CodeType) and not c.co_flags & 0x02
+        )
+    found.discard("")
+    return found
+
+
+class ModuleGraph:
+    """Project modules by name and by path, with their import edges."""
+
+    def __init__(self, roots: Sequence[Path]) -> None:
+        self.roots = tuple(r.resolve() for r in roots)
+        self.records: dict[str, ModuleRecord] = {}
+        self.by_path: dict[Path, str] = {}
+        self._lock = threading.RLock()
+        self._finder: _ProjectFinder | None = None
+        # While a batch is staged: the compiled new code the loader must use.
+        self.staged_code: dict[str, tuple[str, types.CodeType]] = {}
+        self.staged_records: dict[str, ModuleRecord] | None = None
+        self._executing: list[str] = []
+        self._counter = 0
+
+    # -- project membership ----------------------------------------------------------
+    def is_project_file(self, path: Path) -> bool:
+        """Under a root and not inside a virtualenv, cache or VCS folder."""
+        try:
+            path = path.resolve()
+        except OSError:
+            return False
+        for root in self.roots:
+            if path.is_relative_to(root):
+                rel = path.relative_to(root).parts[:-1]
+                return not any(part in IGNORED_DIRS or part.endswith(".egg-info") for part in rel)
+        return False
+
+    # -- the import hook -------------------------------------------------------------
+    def install(self) -> None:
+        """Put the project finder on ``sys.meta_path``, just before ``PathFinder``."""
+        if self._finder is not None:
+            return
+        finder = _ProjectFinder(self)
+        index = next(
+            (i for i, f in enumerate(sys.meta_path) if f is PathFinder), len(sys.meta_path)
+        )
+        sys.meta_path.insert(index, finder)
+        self._finder = finder
+        self.adopt_loaded()
+
+    def uninstall(self) -> None:
+        if self._finder is not None:
+            sys.meta_path.remove(self._finder)
+            self._finder = None
+
+    def adopt_loaded(self) -> None:
+        """Record project modules imported before the hook was installed."""
+        for name, module in list(sys.modules.items()):
+            path = getattr(module, "__file__", None)
+            if name in self.records or not path or not path.endswith(".py"):
+                continue
+            file = Path(path)
+            if not self.is_project_file(file):
+                continue
+            try:
+                source = file.read_text(encoding="utf-8")
+                code = compile(source, str(file), "exec", dont_inherit=True)
+            except (OSError, SyntaxError, UnicodeDecodeError):
+                continue
+            # Functions of an adopted module were compiled elsewhere: patching
+            # matches them by qualified name instead of code identity.
+            self.add(ModuleRecord(name, file.resolve(), source, code, hasattr(module, "__path__")))
+
+    # -- records -----------------------------------------------------------------------
+    def add(self, record: ModuleRecord) -> None:
+        with self._lock:
+            if not record.imports:
+                record.imports = bytecode_imports(record.code, record.package)
+            parent = record.name.rpartition(".")[0]
+            if parent:
+                record.imports.add(parent)  # the import system runs the package first
+            if not record.order:
+                self._counter += 1
+                record.order = self._counter
+            self.records[record.name] = record
+            self.by_path[record.path] = record.name
+
+    def remove(self, name: str) -> ModuleRecord | None:
+        with self._lock:
+            record = self.records.pop(name, None)
+            if record is not None and self.by_path.get(record.path) == name:
+                del self.by_path[record.path]
+            return record
+
+    def module_for(self, path: Path) -> str | None:
+        return self.by_path.get(path)
+
+    def importers(self, name: str) -> set[str]:
+        """Project modules whose import-time code imports ``name`` (directly)."""
+        return {r.name for r in self.records.values() if name in r.imports and r.name != name}
+
+    def dependencies(self, name: str) -> set[str]:
+        record = self.records.get(name)
+        if record is None:
+            return set()
+        return {m for m in record.imports if m in self.records and m != name}
+
+    def order(self, names: Iterable[str]) -> list[list[str]]:
+        """Strongly connected groups of ``names``, dependencies first (Tarjan)."""
+        wanted = set(names)
+        index: dict[str, int] = {}
+        low: dict[str, int] = {}
+        stack: list[str] = []
+        on_stack: set[str] = set()
+        groups: list[list[str]] = []
+
+        def visit(node: str) -> None:  # recursion depth is bounded by the import depth
+            index[node] = low[node] = len(index)
+            stack.append(node)
+            on_stack.add(node)
+            for dep in sorted(self.dependencies(node) & wanted):
+                if dep not in index:
+                    visit(dep)
+                    low[node] = min(low[node], low[dep])
+                elif dep in on_stack:
+                    low[node] = min(low[node], index[dep])
+            if low[node] == index[node]:
+                group: list[str] = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(member)
+                    if member == node:
+                        break
+                groups.append(sorted(group))
+
+        for node in sorted(wanted):
+            if node not in index:
+                visit(node)
+        return groups
+
+    # -- called by the loader -----------------------------------------------------------
+    def _loaded(self, record: ModuleRecord) -> None:
+        if self._executing:
+            importer = self._executing[-1]
+            parent = (self.staged_records or {}).get(importer) or self.records.get(importer)
+            if parent is not None:
+                parent.imports.add(record.name)
+        if self.staged_records is not None:
+            self.staged_records[record.name] = record
+        else:
+            self.add(record)
+
+
+class _ProjectLoader(SourceFileLoader):
+    """Loads a project module and records its source and code in the graph."""
+
+    def __init__(self, fullname: str, path: str, graph: ModuleGraph) -> None:
+        super().__init__(fullname, path)
+        self._graph = graph
+        self._record: ModuleRecord | None = None
+
+    def get_code(self, fullname: str) -> types.CodeType:
+        staged = self._graph.staged_code.get(fullname)
+        if staged is not None:
+            source, code = staged  # what the planner compiled: never re-read, never a .pyc
+        else:
+            code_or_none = super().get_code(fullname)
+            if code_or_none is None:  # pragma: no cover - a source loader always has code
+                raise ImportError(f"no code for {fullname}", name=fullname)
+            code = code_or_none
+            source = importlib.util.decode_source(self.get_data(self.path))
+        path = Path(self.path).resolve()
+        self._record = ModuleRecord(
+            fullname, path, source, code, self.is_package(fullname)
+        )
+        return code
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        graph = self._graph
+        graph._executing.append(module.__name__)
+        try:
+            super().exec_module(module)
+        finally:
+            graph._executing.pop()
+        if self._record is not None:
+            graph._loaded(self._record)
+            self._record = None
+
+
+class _ProjectFinder:
+    """A meta path finder placed just before ``PathFinder``: same lookup, our loader."""
+
+    def __init__(self, graph: ModuleGraph) -> None:
+        self._graph = graph
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None = None,
+        target: types.ModuleType | None = None,
+    ) -> ModuleSpec | None:
+        spec = PathFinder.find_spec(fullname, path, target)
+        if spec is None or spec.origin is None or type(spec.loader) is not SourceFileLoader:
+            return spec
+        if not self._graph.is_project_file(Path(spec.origin)):
+            return spec
+        spec.loader = _ProjectLoader(fullname, spec.origin, self._graph)
+        return spec
+
+    def invalidate_caches(self) -> None:
+        PathFinder.invalidate_caches()

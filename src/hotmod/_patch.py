@@ -1,0 +1,557 @@
+"""In-place patching: new code into live functions and classes, identities kept.
+
+Two entry points:
+
+* :func:`body_patches` — for a module whose edit touched only function bodies:
+  match each new code object to the live functions running the old one and
+  swap ``__code__`` (no module code runs at all).
+* :class:`Reconciler` — for modules that were re-executed into staging
+  namespaces: map every staged function and class to its live counterpart,
+  patch the live objects from the staged ones, and rebind the live module's
+  names. Every mutation goes through the batch's :class:`Transaction`.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import logging
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _compat
+from ._commit import Transaction
+
+logger = logging.getLogger(__name__)
+
+CodeKey = tuple[str, int]  # (co_qualname, occurrence)
+
+# Module attributes owned by the import system: the live module keeps its own.
+IMPORT_DUNDERS = frozenset(
+    {"__name__", "__file__", "__cached__", "__loader__", "__spec__", "__package__",
+     "__path__", "__builtins__"}
+)
+# Class attributes that belong to one class object and cannot move to another.
+_CLASS_LOCAL = frozenset({"__dict__", "__weakref__"})
+_REMAP_BUDGET = 200_000
+# Objects that can hold a module's functions: walked to find them all.
+_HOLDERS = (
+    types.FunctionType, type, staticmethod, classmethod, property, functools.partial,
+    functools.cached_property,
+)  # container elements walked per batch; beyond, values are left as made
+
+
+def code_index(code: types.CodeType) -> tuple[dict[CodeKey, types.CodeType], dict[int, CodeKey]]:
+    """Nested code objects of a module by (qualname, occurrence), and keys by ``id``."""
+    by_key: dict[CodeKey, types.CodeType] = {}
+    by_id: dict[int, CodeKey] = {}
+    seen: dict[str, int] = {}
+    for nested in _compat.iter_code_tree(code):
+        if nested is code:
+            continue
+        occurrence = seen.get(nested.co_qualname, 0)
+        seen[nested.co_qualname] = occurrence + 1
+        key = (nested.co_qualname, occurrence)
+        by_key[key] = nested
+        by_id[id(nested)] = key
+    return by_key, by_id
+
+
+def _children(obj: object) -> Iterator[object]:
+    """Objects reachable from a function, descriptor or class that may hold functions."""
+    if isinstance(obj, types.FunctionType):
+        wrapped = obj.__dict__.get("__wrapped__")
+        if wrapped is not None:
+            yield wrapped
+        for cell in obj.__closure__ or ():
+            filled, value = _compat.cell_value(cell)
+            if filled and isinstance(value, types.FunctionType | type):
+                yield value
+    elif isinstance(obj, staticmethod | classmethod):
+        yield obj.__func__
+    elif isinstance(obj, property):
+        yield from (f for f in (obj.fget, obj.fset, obj.fdel) if f is not None)
+    elif isinstance(obj, functools.partial | functools.cached_property):
+        yield obj.func
+    elif isinstance(obj, type):
+        yield from obj.__dict__.values()
+    else:
+        wrapped = getattr(obj, "__wrapped__", None) if callable(obj) else None
+        if wrapped is not None:  # lru_cache and other C wrappers
+            yield wrapped
+
+
+def own_functions(
+    namespace: dict[str, Any], module: str
+) -> Iterator[tuple[str, types.FunctionType, object | None]]:
+    """Every function of this module reachable from its namespace.
+
+    Yields ``(top-level name, function, cache)`` where ``cache`` is an
+    ``lru_cache``-style wrapper in front of the function (to clear), if any.
+    Only functions whose globals are ``namespace`` count: an imported function
+    belongs to its own module.
+    """
+    seen: set[int] = set()
+    for top, value in list(namespace.items()):
+        stack: list[tuple[object, object | None]] = [(value, None)]
+        while stack:
+            obj, cache = stack.pop()
+            if id(obj) in seen:
+                continue
+            if isinstance(obj, type) and obj.__module__ != module:
+                continue
+            if not (isinstance(obj, _HOLDERS) or hasattr(obj, "cache_clear")):
+                continue
+            seen.add(id(obj))
+            if isinstance(obj, types.FunctionType) and obj.__globals__ is namespace:
+                yield top, obj, cache
+            next_cache = obj if hasattr(obj, "cache_clear") else cache
+            stack.extend((child, next_cache) for child in _children(obj))
+
+
+@dataclass
+class BodyPatch:
+    """Swap one live function's code."""
+
+    func: types.FunctionType
+    code: types.CodeType
+    top: str  # the top-level name it hangs from
+    cache: object | None
+
+
+def body_patches(
+    namespace: dict[str, Any], module: str, old: types.CodeType, new: types.CodeType
+) -> tuple[list[BodyPatch], str | None]:
+    """The code swaps that turn the live module's functions into ``new``'s.
+
+    Returns ``(patches, reason)``; ``reason`` says why the edit cannot be done
+    by swapping code alone (the caller then re-executes the module).
+    """
+    old_by_key, old_by_id = code_index(old)
+    new_by_key, _ = code_index(new)
+    old_by_pos = {(c.co_qualname, c.co_firstlineno): k for k, c in old_by_key.items()}
+    patches: list[BodyPatch] = []
+    for top, func, cache in own_functions(namespace, module):
+        code = func.__code__
+        key = old_by_id.get(id(code)) or old_by_pos.get((code.co_qualname, code.co_firstlineno))
+        if key is None:
+            continue  # made at run time from code hotmod did not compile (exec, lambdas in data)
+        replacement = new_by_key.get(key)
+        if replacement is None:
+            return [], f"{code.co_qualname} has no counterpart in the new source"
+        if _compat.code_equal(code, replacement):
+            continue
+        if not _compat.can_swap_code(func, replacement):
+            return [], f"{code.co_qualname}: closure variables changed"
+        patches.append(BodyPatch(func, replacement, top, cache))
+    return patches, None
+
+
+def apply_body_patch(patch: BodyPatch, tx: Transaction) -> None:
+    state = _compat.function_state(patch.func)
+    patch.func.__code__ = patch.code
+    patch.func.__doc__ = _compat.code_docstring(patch.code)
+    tx.on_rollback(lambda: _compat.restore_function(patch.func, state))
+    clear = getattr(patch.cache, "cache_clear", None)
+    if callable(clear):
+        clear()  # results computed by the old code are stale
+
+
+def _is_enum(cls: type) -> bool:
+    return isinstance(cls, enum.EnumMeta)
+
+
+def _enum_signature(cls: type) -> list[tuple[str, Any]]:
+    return [(name, member.value) for name, member in cls.__members__.items()]  # type: ignore[attr-defined]
+
+
+@dataclass
+class ModuleDelta:
+    """How a re-executed module's names relate to the live ones."""
+
+    rebound: set[str] = field(default_factory=set)  # now a different object
+    mutated: set[str] = field(default_factory=set)  # same object, new behaviour
+    notes: list[str] = field(default_factory=list)
+
+
+class Reconciler:
+    """Maps staged objects to live ones for a batch and applies the result.
+
+    ``analyze`` runs right after a module is staged (no live state changes);
+    ``commit`` then mutates live objects through the transaction.
+    """
+
+    def __init__(self) -> None:
+        self.idmap: dict[int, Any] = {}
+        self._keepalive: list[object] = []  # ids in idmap stay unique while the batch lives
+        self._function_updates: list[tuple[types.FunctionType, types.FunctionType]] = []
+        self._clones: list[types.FunctionType] = []
+        self._class_updates: list[tuple[type, type]] = []
+        self._adopted_classes: list[type] = []
+        self._ns_map: dict[int, dict[str, Any]] = {}  # staged globals -> live globals
+        self._new_modules: list[types.ModuleType] = []
+        self.updated_functions = 0
+        self._modules: list[tuple[types.ModuleType, types.ModuleType]] = []
+        self._budget = _REMAP_BUDGET
+
+    def _map(self, staged: object, live: object) -> None:
+        self._keepalive.append(staged)
+        self.idmap[id(staged)] = live
+
+    # -- analysis ---------------------------------------------------------------------
+    def analyze(self, staged: types.ModuleType, live: types.ModuleType) -> ModuleDelta:
+        """Map the staged module's objects onto the live ones; report what changed."""
+        delta = ModuleDelta()
+        self._map(staged, live)
+        self._modules.append((staged, live))
+        new_ns, old_ns = staged.__dict__, live.__dict__
+        self._ns_map[id(new_ns)] = old_ns
+        name = live.__name__
+        for key, new in new_ns.items():
+            if key in IMPORT_DUNDERS:
+                continue
+            old = old_ns.get(key, _MISSING)
+            if new is old:
+                continue
+            if isinstance(new, types.FunctionType):
+                if self._map_function(new, old, new_ns, old_ns):
+                    if not _same_function(new, old):
+                        delta.mutated.add(key)
+                    continue
+            elif isinstance(new, type) and new.__module__ == name:
+                if isinstance(old, type) and self._map_class(new, old, new_ns, old_ns):
+                    if not self._same_class(new, old):
+                        delta.mutated.add(key)
+                    continue
+                self._adopt_class(new, new_ns, old_ns)
+                if isinstance(old, type):
+                    delta.notes.append(
+                        f"{name}.{key}: class replaced (bases, metaclass, slots or members"
+                        " changed); existing instances keep the old class"
+                    )
+            elif old is not _MISSING and _equal(old, new):
+                self._map(new, old)
+                continue
+            delta.rebound.add(key)
+        removed = {
+            k for k in old_ns
+            if k not in new_ns and k not in IMPORT_DUNDERS and not _is_submodule(live, k)
+        }
+        delta.rebound |= removed
+        return delta
+
+    def _map_function(
+        self, new: types.FunctionType, old: object, new_ns: dict[str, Any], old_ns: dict[str, Any]
+    ) -> bool:
+        """Map a staged function; True if it keeps the identity of ``old``.
+
+        A function of the staged module patches the live function it replaces
+        (or becomes a clone reading the live globals). A wrapper made by another
+        module's decorator keeps the live wrapper when the wrapper code is the
+        same, and the functions inside it are paired the same way.
+        """
+        if id(new) in self.idmap:
+            return self.idmap[id(new)] is old
+        if new.__globals__ is new_ns:
+            if (
+                isinstance(old, types.FunctionType)
+                and old.__globals__ is old_ns
+                and _compat.can_swap_code(old, new.__code__)
+            ):
+                self._map(new, old)
+                self._function_updates.append((old, new))
+                return True
+            self._clone(new, old_ns)
+            return False
+        if not isinstance(old, types.FunctionType) or new.__code__ is not old.__code__:
+            return False  # an imported or foreign function: left as it is
+        self._map(new, old)
+        self._function_updates.append((old, new))
+        pairs: list[tuple[object, object]] = [
+            (new.__dict__.get("__wrapped__"), old.__dict__.get("__wrapped__"))
+        ]
+        for new_cell, old_cell in zip(new.__closure__ or (), old.__closure__ or (), strict=False):
+            pairs.append((_compat.cell_value(new_cell)[1], _compat.cell_value(old_cell)[1]))
+        for inner_new, inner_old in pairs:
+            if isinstance(inner_new, types.FunctionType):
+                self._map_function(inner_new, inner_old, new_ns, old_ns)
+        return True
+
+    def _clone(self, new: types.FunctionType, old_ns: dict[str, Any]) -> types.FunctionType:
+        clone = _compat.clone_function(new, old_ns)
+        self._map(new, clone)
+        self._clones.append(clone)
+        return clone
+
+    def _map_member(
+        self, new: object, old: object, new_ns: dict[str, Any], old_ns: dict[str, Any], owner: str
+    ) -> None:
+        if isinstance(new, staticmethod | classmethod):
+            self._map_member(new.__func__, getattr(old, "__func__", None), new_ns, old_ns, owner)
+        elif isinstance(new, property):
+            for part in ("fget", "fset", "fdel"):
+                self._map_member(
+                    getattr(new, part), getattr(old, part, None), new_ns, old_ns, owner
+                )
+        elif isinstance(new, types.FunctionType):
+            self._map_function(new, old, new_ns, old_ns)
+        elif (
+            isinstance(new, type)
+            and new.__module__ == owner
+            and id(new) not in self.idmap
+            and not (isinstance(old, type) and self._map_class(new, old, new_ns, old_ns))
+        ):
+            self._adopt_class(new, new_ns, old_ns)
+
+    def _map_class(
+        self, new: type, old: type, new_ns: dict[str, Any], old_ns: dict[str, Any]
+    ) -> bool:
+        """Map a staged class onto the live one if it can be patched in place."""
+        if self.remap(type(new)) is not type(old):
+            return False
+        if tuple(self.remap(b) for b in new.__bases__) != old.__bases__:
+            return False
+        if new.__dict__.get("__slots__") != old.__dict__.get("__slots__"):
+            return False
+        if _is_enum(new):
+            if _enum_signature(new) != _enum_signature(old):
+                return False
+            for member_name, member in new.__members__.items():  # type: ignore[attr-defined]
+                self._map(member, old.__members__[member_name])  # type: ignore[attr-defined]
+        self._map(new, old)
+        for attr, value in new.__dict__.items():
+            self._map_member(value, old.__dict__.get(attr), new_ns, old_ns, old.__module__)
+        self._class_updates.append((old, new))
+        return True
+
+    def _adopt_class(self, new: type, new_ns: dict[str, Any], old_ns: dict[str, Any]) -> None:
+        """A class that replaces the old one: its methods must read the live globals."""
+        self._map(new, new)
+        for value in new.__dict__.values():
+            self._map_member(value, None, new_ns, old_ns, new.__module__)
+        self._adopted_classes.append(new)
+
+    def _same_class(self, new: type, old: type) -> bool:
+        if set(new.__dict__) != set(old.__dict__):
+            return False
+        for attr, value in new.__dict__.items():
+            if attr in _CLASS_LOCAL or _is_layout_descriptor(value):
+                continue
+            previous = old.__dict__[attr]
+            if isinstance(value, types.FunctionType):
+                if not _same_function(value, previous):
+                    return False
+            elif isinstance(value, staticmethod | classmethod | property | type):
+                if not _same_descriptor_code(value, previous):
+                    return False
+            elif _is_enum(new) and attr in new.__members__:  # type: ignore[attr-defined]
+                continue
+            elif not _equal(previous, value):
+                return False
+        return True
+
+    def adopt_new(self, module: types.ModuleType) -> None:
+        """A module first imported by staged code: its values may hold staged objects."""
+        self._new_modules.append(module)
+
+    # -- remapping values ---------------------------------------------------------------
+    def remap(self, obj: Any, _seen: set[int] | None = None) -> Any:
+        """``obj`` with staged functions, classes and modules replaced by live ones.
+
+        Containers made by staged code are updated in place (tuples and
+        frozensets rebuilt); a budget bounds the walk over large data.
+        """
+        mapped = self.idmap.get(id(obj), _MISSING)
+        if mapped is not _MISSING:
+            return mapped
+        kind = type(obj)
+        if kind is types.FunctionType:
+            live_ns = self._ns_map.get(id(obj.__globals__))
+            return obj if live_ns is None else self._clone(obj, live_ns)
+        if kind not in (list, dict, tuple, set, frozenset) or not self.idmap:
+            return obj
+        seen = _seen if _seen is not None else set()
+        if id(obj) in seen or self._budget <= 0:
+            return obj
+        seen.add(id(obj))
+        self._budget -= len(obj)
+        if kind is list:
+            for i, item in enumerate(obj):
+                new = self.remap(item, seen)
+                if new is not item:
+                    obj[i] = new
+            return obj
+        if kind is dict:
+            for key, item in obj.items():
+                new = self.remap(item, seen)
+                if new is not item:
+                    obj[key] = new
+            return obj
+        items = [self.remap(item, seen) for item in obj]
+        if all(a is b for a, b in zip(items, obj, strict=False)):
+            return obj
+        return kind(items)
+
+    # -- commit ---------------------------------------------------------------------------
+    def commit(self, tx: Transaction) -> None:
+        """Patch live functions and classes, then rebind live module names."""
+        for old_fn, new_fn in self._function_updates:
+            self._update_function(old_fn, new_fn, tx)
+        for clone in self._clones:
+            for cell in clone.__closure__ or ():  # shared with the discarded staged function
+                filled, value = _compat.cell_value(cell)
+                if filled:
+                    _compat.set_cell(cell, self.remap(value))
+        for cls in self._adopted_classes:
+            for attr, value in list(cls.__dict__.items()):
+                if attr in _CLASS_LOCAL or _is_layout_descriptor(value):
+                    continue
+                mapped = self._remap_attr(value)
+                if mapped is not value:
+                    setattr(cls, attr, mapped)  # a new class: nothing live to undo
+        for old, new in self._class_updates:
+            self._update_class(old, new, tx)
+        for staged, live in self._modules:
+            self._update_namespace(staged, live, tx)
+        for module in self._new_modules:
+            namespace = module.__dict__
+            for key, value in list(namespace.items()):
+                mapped = self.remap(value)
+                if mapped is not value:
+                    tx.setitem(namespace, key, mapped)
+        self.updated_functions = len(self._function_updates)
+
+    def _update_function(
+        self, old: types.FunctionType, new: types.FunctionType, tx: Transaction
+    ) -> None:
+        state = _compat.function_state(old)
+        cells = [(c, _compat.cell_value(c)) for c in old.__closure__ or ()]
+        tx.on_rollback(lambda: _restore(old, state, cells))
+        _compat.update_function(old, new)
+        if old.__defaults__:
+            old.__defaults__ = tuple(self.remap(v) for v in old.__defaults__)
+        fdict = {k: self.remap(v) for k, v in new.__dict__.items()}
+        old.__dict__.clear()
+        old.__dict__.update(fdict)
+        for old_cell, new_cell in zip(old.__closure__ or (), new.__closure__ or (), strict=True):
+            filled, value = _compat.cell_value(new_cell)
+            if filled:
+                _compat.set_cell(old_cell, self.remap(value))
+
+    def _remap_attr(self, value: Any) -> Any:
+        if isinstance(value, staticmethod | classmethod):
+            inner = self.remap(value.__func__)
+            return value if inner is value.__func__ else type(value)(inner)
+        if isinstance(value, property):
+            names = ("fget", "fset", "fdel")
+            parts = [self.remap(getattr(value, p)) for p in names]
+            if all(a is getattr(value, p) for a, p in zip(parts, names, strict=True)):
+                return value
+            maker: Any = type(value)
+            return maker(*parts, value.__doc__)
+        return self.remap(value)
+
+    def _update_class(self, old: type, new: type, tx: Transaction) -> None:
+        for attr, value in new.__dict__.items():
+            if attr in _CLASS_LOCAL or _is_layout_descriptor(value):
+                continue
+            if _is_enum(new) and attr in new.__members__:  # type: ignore[attr-defined]
+                continue
+            mapped = self._remap_attr(value)
+            current = old.__dict__.get(attr, _MISSING)
+            if current is mapped:
+                continue
+            if isinstance(current, staticmethod | classmethod | property) and _same_descriptor(
+                current, mapped
+            ):
+                continue
+            tx.setattr(old, attr, mapped)
+        for attr in [a for a in old.__dict__ if a not in new.__dict__]:
+            if attr in _CLASS_LOCAL or _is_layout_descriptor(old.__dict__[attr]):
+                continue
+            tx.delattr(old, attr)
+
+    def _update_namespace(
+        self, staged: types.ModuleType, live: types.ModuleType, tx: Transaction
+    ) -> None:
+        new_ns, old_ns = staged.__dict__, live.__dict__
+        for key, value in new_ns.items():
+            if key in IMPORT_DUNDERS:
+                continue
+            mapped = self.remap(value)
+            if old_ns.get(key, _MISSING) is not mapped:
+                tx.setitem(old_ns, key, mapped)
+        for key in [k for k in old_ns if k not in new_ns]:
+            if key in IMPORT_DUNDERS or _is_submodule(live, key):
+                continue
+            tx.delitem(old_ns, key)
+
+
+_MISSING: Any = object()
+
+
+def _restore(
+    func: types.FunctionType,
+    state: tuple[Any, ...],
+    cells: list[tuple[types.CellType, tuple[bool, Any]]],
+) -> None:
+    _compat.restore_function(func, state)
+    for cell, (filled, value) in cells:
+        if filled:
+            _compat.set_cell(cell, value)
+
+
+def _same_function(a: types.FunctionType, b: Any) -> bool:
+    return (
+        isinstance(b, types.FunctionType)
+        and _compat.code_fingerprint(a.__code__) == _compat.code_fingerprint(b.__code__)
+        and _equal(a.__defaults__, b.__defaults__)
+        and _equal(a.__kwdefaults__, b.__kwdefaults__)
+    )
+
+
+def _same_descriptor_code(a: Any, b: Any) -> bool:
+    """Descriptors or nested classes that behave the same (compared by code)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, type):
+        return a is b
+    if isinstance(a, property):
+        parts = [(getattr(a, p), getattr(b, p)) for p in ("fget", "fset", "fdel")]
+        return all(
+            (x is None and y is None) or (x is not None and y is not None and _same_function(x, y))
+            for x, y in parts
+        )
+    return _same_function(a.__func__, b.__func__)
+
+
+def _same_descriptor(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, property):
+        return all(getattr(a, p) is getattr(b, p) for p in ("fget", "fset", "fdel"))
+    return bool(a.__func__ is b.__func__)
+
+
+def _is_layout_descriptor(value: object) -> bool:
+    """``__slots__`` members and ``__dict__`` getsets belong to one class layout."""
+    return isinstance(value, types.MemberDescriptorType | types.GetSetDescriptorType)
+
+
+def _is_submodule(module: types.ModuleType, attr: str) -> bool:
+    value = module.__dict__.get(attr)
+    return isinstance(value, types.ModuleType) and value.__name__ == f"{module.__name__}.{attr}"
+
+
+def _equal(a: object, b: object) -> bool:
+    """Same type and ``==``; anything that cannot be compared counts as different."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, types.FunctionType | type | types.ModuleType):
+        return a is b
+    try:
+        return bool(a == b)
+    except Exception:  # numpy arrays, objects with odd __eq__: treat as changed
+        return False

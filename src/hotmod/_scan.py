@@ -1,0 +1,289 @@
+"""Static facts about a module's source, read from its syntax tree.
+
+The planner needs to know, for a module, which other modules it imports and
+which of their names its *import-time* code uses: the module body, class
+bodies, decorators, default values and annotations, plus the bodies of any
+function that import-time code can reach by name. Function bodies that only
+run later read globals at call time and see the new values without any
+re-execution, which is what lets a reload stop at an importer that does not
+use a changed name (G5).
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+Chain = tuple[str, ...]  # a dotted load such as ("np", "linalg", "norm")
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A local name bound by an import statement."""
+
+    module: str  # absolute module name
+    attr: str | None  # ``from module import attr``; None when the name is the module itself
+
+
+@dataclass
+class Refs:
+    """Names a piece of code loads (bare names and attribute chains), and which it calls.
+
+    "Called" covers calls, decorators and base classes: the places where the
+    *behaviour* of a function or class runs, not just its identity is taken.
+    """
+
+    names: set[str] = field(default_factory=set)
+    chains: set[Chain] = field(default_factory=set)
+    called: set[str] = field(default_factory=set)
+    called_chains: set[Chain] = field(default_factory=set)
+
+    def update(self, other: Refs) -> None:
+        self.names |= other.names
+        self.chains |= other.chains
+        self.called |= other.called
+        self.called_chains |= other.called_chains
+
+
+@dataclass
+class ModuleInfo:
+    """What :func:`scan` learns from one module's syntax tree."""
+
+    bindings: dict[str, Binding]
+    star: tuple[str, ...]  # modules imported with ``from m import *``
+    imports: frozenset[str]  # modules imported by import-time code (absolute)
+    lazy_imports: frozenset[str]  # modules imported only inside function bodies
+    defined: frozenset[str]  # top-level names this module defines (def/class/assign)
+    reached: Refs  # loads by import-time code, closed over reachable local functions
+
+    def uses(self, module: str, rebound: set[str], mutated: set[str]) -> bool:
+        """Whether import-time code of this module depends on changes to ``module``.
+
+        ``rebound`` names of ``module`` now refer to other objects; ``mutated``
+        names keep their identity but their behaviour changed. A from-import of a
+        rebound name holds the stale object; a mutated one matters only if
+        import-time code calls or reads it.
+        """
+        changed = rebound | mutated
+        if not changed:
+            return False
+        aliases: dict[str, str] = {}  # local name -> the module (or package) it denotes
+        for local, binding in self.bindings.items():
+            if binding.attr is not None and binding.module == module:
+                if binding.attr in rebound:
+                    return True
+                if binding.attr in mutated and local in self.reached.called:
+                    return True
+            path = binding.module if binding.attr is None else f"{binding.module}.{binding.attr}"
+            if path == module or module.startswith(path + "."):
+                aliases[local] = path
+        for local in aliases:
+            if local in self.reached.names:
+                return True  # the module object itself escapes: cannot tell which names
+        reached = self.reached
+        for chains, names in ((reached.chains, rebound), (reached.called_chains, changed)):
+            for chain in chains:
+                dotted = aliases.get(chain[0])
+                if dotted is None:
+                    continue
+                # ``import pkg.sub`` binds ``pkg``: walk the chain down to ``module``.
+                parts = list(chain[1:])
+                while parts and dotted != module:
+                    dotted = f"{dotted}.{parts.pop(0)}"
+                if dotted == module and parts and parts[0] in names:
+                    return True
+        if module in self.star:
+            public = {n for n in rebound if not n.startswith("_")}
+            if public or (mutated & self.reached.called):
+                return True
+        return False
+
+
+def package_of(name: str, *, is_package: bool) -> str:
+    """The package relative imports in module ``name`` resolve against."""
+    return name if is_package else name.rpartition(".")[0]
+
+
+def resolve(package: str, module: str | None, level: int) -> str:
+    """Absolute name of ``from <level dots><module> import ...`` inside ``package``."""
+    if level == 0:
+        return module or ""
+    parts = package.split(".") if package else []
+    base = ".".join(parts[: len(parts) - (level - 1)]) if level > 1 else package
+    return f"{base}.{module}" if module and base else (module or base)
+
+
+class _Loads(ast.NodeVisitor):
+    """Collects loads, skipping the bodies of nested functions and lambdas."""
+
+    def __init__(self, *, skip_bodies: bool) -> None:
+        self.refs = Refs()
+        self.skip_bodies = skip_bodies
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            self.refs.names.add(node.id)
+
+    def _callee(self, node: ast.expr) -> None:
+        """Record ``node`` as something whose behaviour runs (call, decorator, base)."""
+        if isinstance(node, ast.Name):
+            self.refs.called.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            chain = _chain(node)
+            if chain is not None:
+                self.refs.called_chains.add(chain)
+        elif isinstance(node, ast.Call):
+            self._callee(node.func)  # ``deco(arg)`` as a decorator: both run
+
+    def visit_Call(self, node: ast.Call) -> None:
+        self._callee(node.func)
+        self.generic_visit(node)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        for base in node.bases:
+            self._callee(base)  # creating a subclass runs the base's hooks
+        self.generic_visit(node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        chain: list[str] = []
+        current: ast.expr = node
+        while isinstance(current, ast.Attribute):
+            chain.append(current.attr)
+            current = current.value
+        if isinstance(current, ast.Name):
+            chain.append(current.id)
+            self.refs.chains.add(tuple(reversed(chain)))
+        else:
+            self.visit(current)
+
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+        for deco in getattr(node, "decorator_list", []):
+            self._callee(deco)
+            self.visit(deco)
+        self.visit(node.args)  # defaults and annotations run at definition time
+        returns = getattr(node, "returns", None)
+        if returns is not None:
+            self.visit(returns)
+        if not self.skip_bodies:
+            body = node.body if isinstance(node.body, list) else [node.body]
+            for stmt in body:
+                self.visit(stmt)
+
+    visit_FunctionDef = _function
+    visit_AsyncFunctionDef = _function
+    visit_Lambda = _function
+
+
+def _chain(node: ast.Attribute) -> Chain | None:
+    parts: list[str] = []
+    current: ast.expr = node
+    while isinstance(current, ast.Attribute):
+        parts.append(current.attr)
+        current = current.value
+    if not isinstance(current, ast.Name):
+        return None
+    parts.append(current.id)
+    return tuple(reversed(parts))
+
+
+def _loads(nodes: list[ast.stmt] | list[ast.expr], *, skip_bodies: bool) -> Refs:
+    visitor = _Loads(skip_bodies=skip_bodies)
+    for node in nodes:
+        visitor.visit(node)
+    return visitor.refs
+
+
+def _defined_names(stmt: ast.stmt) -> set[str]:
+    if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return {stmt.name}
+    return {
+        node.id
+        for node in ast.walk(stmt)
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+    }
+
+
+def scan(tree: ast.Module, name: str, *, is_package: bool) -> ModuleInfo:
+    """Read imports, bindings and import-time loads of module ``name`` from ``tree``."""
+    package = package_of(name, is_package=is_package)
+    bindings: dict[str, Binding] = {}
+    star: list[str] = []
+    imports: set[str] = set()
+    lazy: set[str] = set()
+    scopes: dict[str, Refs] = {}
+    defined: set[str] = set()
+
+    def record_import(node: ast.Import | ast.ImportFrom, *, at_import_time: bool) -> None:
+        target = imports if at_import_time else lazy
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                target.add(alias.name)
+                if at_import_time:
+                    if alias.asname:
+                        bindings[alias.asname] = Binding(alias.name, None)
+                    else:  # ``import pkg.sub`` binds ``pkg``
+                        top = alias.name.split(".")[0]
+                        bindings[top] = Binding(top, None)
+            return
+        base = resolve(package, node.module, node.level)
+        target.add(base)
+        for alias in node.names:
+            if alias.name == "*":
+                if at_import_time:
+                    star.append(base)
+                continue
+            target.add(f"{base}.{alias.name}")  # may be a submodule; the graph checks
+            if at_import_time:
+                bindings[alias.asname or alias.name] = Binding(base, alias.name)
+
+    def walk_import_time(body: list[ast.stmt]) -> None:
+        for stmt in body:
+            if isinstance(stmt, ast.Import | ast.ImportFrom):
+                record_import(stmt, at_import_time=True)
+            elif isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+                for node in ast.walk(stmt):
+                    if isinstance(node, ast.Import | ast.ImportFrom):
+                        record_import(node, at_import_time=False)
+            elif isinstance(stmt, ast.ClassDef):
+                walk_import_time(stmt.body)
+            else:
+                for child in ast.iter_child_nodes(stmt):
+                    if isinstance(child, ast.stmt):
+                        walk_import_time([child])
+                # if/try/with/for bodies hold statements in lists
+                for fieldname in ("body", "orelse", "finalbody", "handlers", "cases"):
+                    block = getattr(stmt, fieldname, None)
+                    if isinstance(block, list):
+                        walk_import_time([s for s in block if isinstance(s, ast.stmt)])
+                        for handler in block:
+                            inner = getattr(handler, "body", None)
+                            if not isinstance(handler, ast.stmt) and isinstance(inner, list):
+                                walk_import_time(inner)
+
+    walk_import_time(tree.body)
+    toplevel = _loads(tree.body, skip_bodies=True)
+    for stmt in tree.body:
+        defined |= _defined_names(stmt)
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            scopes[stmt.name] = _loads(stmt.body, skip_bodies=False)
+
+    reached = Refs()
+    reached.update(toplevel)
+    frontier = set(toplevel.called)
+    seen: set[str] = set()
+    while frontier:
+        local = frontier.pop()
+        if local in seen or local not in scopes:
+            continue
+        seen.add(local)
+        reached.update(scopes[local])
+        frontier |= scopes[local].called
+
+    return ModuleInfo(
+        bindings=bindings,
+        star=tuple(star),
+        imports=frozenset(imports),
+        lazy_imports=frozenset(lazy - imports),
+        defined=frozenset(defined),
+        reached=reached,
+    )

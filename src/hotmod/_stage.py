@@ -1,0 +1,205 @@
+"""Stage: run what must be re-executed into fresh modules, nothing live changes.
+
+Modules to re-execute are taken out of ``sys.modules`` and imported again
+through the import system, with the project loader handing it the code the
+planner compiled. Cycles, relative imports and packages therefore behave
+exactly as at start-up, and importers staged later in the batch see the
+staged versions. Groups run dependencies first; after each group the
+:class:`~hotmod._patch.Reconciler` says which names changed, and only
+importers whose import-time code uses a changed name are re-executed too (G5).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import traceback
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._errors import ReloadError, RestartRequired
+from ._graph import MAIN, ModuleGraph
+from ._hot import HotState
+from ._patch import ModuleDelta, Reconciler
+from ._plan import Plan
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Staged:
+    """The outcome of staging: staged modules and what the commit must do."""
+
+    modules: dict[str, types.ModuleType] = field(default_factory=dict)  # name -> staged
+    live: dict[str, types.ModuleType] = field(default_factory=dict)  # name -> live
+    new: dict[str, types.ModuleType] = field(default_factory=dict)  # first imported now
+    deltas: dict[str, ModuleDelta] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)  # re-executed, in execution order
+
+
+class Stager:
+    def __init__(self, graph: ModuleGraph, hot: HotState) -> None:
+        self.graph = graph
+        self.hot = hot
+
+    def stage(self, plan: Plan, reconciler: Reconciler, *, accepted: set[str]) -> Staged:
+        """Re-execute what the plan (and its consequences) needs.
+
+        Raises :class:`ReloadError` if any module fails (sys.modules is restored
+        first) and :class:`RestartRequired` if the entry script would have to run
+        again.
+        """
+        staged = Staged()
+        before = set(sys.modules)
+        self.graph.staged_records = {}
+        self.hot.begin()
+        try:
+            self._stage_all(plan, reconciler, staged, accepted)
+        except BaseException:
+            self._restore(staged)
+            for name in set(sys.modules) - before:
+                if name in (self.graph.staged_records or {}):
+                    del sys.modules[name]
+            self.graph.staged_records = None
+            self.hot.end()
+            raise
+        finally:
+            self.graph.staged_code.clear()
+        self._restore(staged)
+        for name in (self.graph.staged_records or {}):
+            if name not in staged.modules and name in sys.modules:
+                staged.new[name] = sys.modules[name]
+                reconciler.adopt_new(sys.modules[name])
+        return staged
+
+    def _stage_all(
+        self, plan: Plan, reconciler: Reconciler, staged: Staged, accepted: set[str]
+    ) -> None:
+        graph = self.graph
+        to_run = set(plan.reexec)
+        deltas: dict[str, tuple[set[str], set[str]]] = {
+            m: (set(), names) for m, names in plan.mutated.items()
+        }
+        for module in plan.removed:
+            deltas[module] = ({"*"}, set())
+        seeds = to_run | set(plan.patches) | plan.removed
+        affected = set(seeds)
+        frontier = list(seeds)
+        while frontier:
+            for importer in graph.importers(frontier.pop()):
+                if importer not in affected:
+                    affected.add(importer)
+                    frontier.append(importer)
+        for group in graph.order(affected):
+            members = set(group)
+            if not members & to_run and self._must_follow(group, deltas, plan, accepted):
+                to_run |= members
+            if not members & to_run:
+                continue
+            if members & plan.removed:
+                continue
+            if MAIN in members:
+                raise RestartRequired(
+                    "the entry script's top level uses a changed name", module=MAIN
+                )
+            self._run_group(group, plan, staged)
+            for name in group:
+                delta = reconciler.analyze(staged.modules[name], staged.live[name])
+                staged.deltas[name] = delta
+                deltas[name] = (delta.rebound, delta.mutated)
+
+    def _must_follow(
+        self,
+        group: list[str],
+        deltas: dict[str, tuple[set[str], set[str]]],
+        plan: Plan,
+        accepted: set[str],
+    ) -> bool:
+        for member in group:
+            change = plan.changes.get(member)
+            record = self.graph.records[member]
+            info = record.info
+            if change is not None and change.tree is not None:
+                from ._scan import scan
+
+                info = scan(change.tree, member, is_package=record.is_package)
+            for dep, (rebound, mutated) in deltas.items():
+                if dep in group or dep in accepted:
+                    continue
+                if "*" in rebound:  # a removed module: anyone importing it must run again
+                    if dep in self.graph.dependencies(member):
+                        return True
+                    continue
+                if info.uses(dep, rebound, set() if member == MAIN else mutated):
+                    return True
+        return False
+
+    def _run_group(self, group: list[str], plan: Plan, staged: Staged) -> None:
+        graph = self.graph
+        ordered = sorted(group, key=lambda n: graph.records[n].order)
+        for name in ordered:
+            record = graph.records[name]
+            change = plan.changes.get(name)
+            if change is not None and change.source is not None and change.code is not None:
+                graph.staged_code[name] = (change.source, change.code)
+            else:
+                graph.staged_code[name] = (record.source, record.code)
+            live = sys.modules.pop(name, None)
+            if live is None:
+                continue  # not imported any more: nothing to stage against
+            staged.live[name] = live
+        for name in ordered:
+            if name not in staged.live or name in staged.modules:
+                continue
+            try:
+                module = importlib.import_module(name)
+            except BaseException as exc:
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                raise _stage_error(exc, name, graph) from exc
+            staged.modules[name] = module
+            staged.order.append(name)
+        for name in ordered:  # a cycle member imported by another member
+            if name in staged.live and name not in staged.modules:
+                staged.modules[name] = sys.modules[name]
+                staged.order.append(name)
+
+    def _restore(self, staged: Staged) -> None:
+        """Put the live modules back in ``sys.modules`` and on their parent packages."""
+        for name, live in staged.live.items():
+            sys.modules[name] = live
+            parent_name, _, child = name.rpartition(".")
+            parent = sys.modules.get(parent_name) if parent_name else None
+            if parent is not None and parent.__dict__.get(child) is not live:
+                setattr(parent, child, live)
+
+
+def _stage_error(exc: BaseException, module: str, graph: ModuleGraph) -> ReloadError:
+    """A ReloadError located at the innermost project frame of ``exc``."""
+    path: Path | None = None
+    lineno: int | None = None
+    if isinstance(exc, SyntaxError) and exc.filename:
+        path, lineno = Path(exc.filename), exc.lineno
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        candidate = Path(frame.f_code.co_filename)
+        if candidate.is_absolute() and graph.is_project_file(candidate):
+            path, lineno = candidate, line
+    error = ReloadError(
+        f"{type(exc).__name__}: {exc}", path=path, module=module, lineno=lineno, phase="stage"
+    )
+    return error
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` without hotmod's and importlib's own frames."""
+    te = traceback.TracebackException.from_exception(exc)
+    hotmod_dir = str(Path(__file__).parent)
+    te.stack = traceback.StackSummary.from_list(
+        [
+            f for f in te.stack
+            if not f.filename.startswith(hotmod_dir) and "importlib" not in f.filename
+        ]
+    )
+    return "".join(te.format())

@@ -1,0 +1,70 @@
+"""``hotmod graph``: the project's import graph from the sources, without running them."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from ._errors import UsageError
+from ._graph import IGNORED_DIRS, MAIN
+from ._runner import Target, default_roots
+from ._scan import scan
+
+
+def _find(name: str, roots: list[Path]) -> tuple[Path, bool] | None:
+    parts = name.split(".")
+    for root in roots:
+        base = root.joinpath(*parts)
+        if (base / "__init__.py").is_file():
+            return base / "__init__.py", True
+        if base.with_suffix(".py").is_file():
+            return base.with_suffix(".py"), False
+    return None
+
+
+def static_graph(target: Target) -> dict[str, Any]:
+    """``{"root": ..., "modules": {name: {"path", "imports", "lazy_imports"}}}``.
+
+    Only modules found under the project root are included; edges to them only.
+    """
+    roots = default_roots(target)
+    if target.script is not None:
+        entry = Path(target.script).resolve()
+        if not entry.is_file():
+            raise UsageError(f"can't open file {target.script!r}: no such file")
+        start: tuple[str, Path, bool] = (MAIN, entry, False)
+    else:
+        assert target.module is not None
+        found = _find(target.module, roots)
+        if found is None:
+            spec = importlib.util.find_spec(target.module)
+            if spec is None or spec.origin is None:
+                raise UsageError(f"no module named {target.module!r}")
+            found = (Path(spec.origin), spec.submodule_search_locations is not None)
+        start = (target.module, found[0], found[1])
+    modules: dict[str, Any] = {}
+    todo = [start]
+    while todo:
+        name, path, is_package = todo.pop()
+        if name in modules:
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        except (OSError, SyntaxError, UnicodeDecodeError) as exc:
+            modules[name] = {"path": str(path), "imports": [], "lazy_imports": [],
+                             "error": str(exc)}
+            continue
+        info = scan(tree, name if name != MAIN else "", is_package=is_package)
+        edges: dict[str, list[str]] = {"imports": [], "lazy_imports": []}
+        for kind, names in (("imports", info.imports), ("lazy_imports", info.lazy_imports)):
+            for dep in sorted(names):
+                hit = _find(dep, roots)
+                if hit is None or any(p in IGNORED_DIRS for p in hit[0].parts):
+                    continue
+                if dep not in edges[kind]:
+                    edges[kind].append(dep)
+                todo.append((dep, hit[0], hit[1]))
+        modules[name] = {"path": str(path), **edges}
+    return {"root": [str(r) for r in roots], "modules": modules}

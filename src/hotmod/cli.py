@@ -1,0 +1,139 @@
+"""The ``hotmod`` command line: ``hotmod run`` and ``hotmod graph``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._errors import HotmodError, UsageError
+from ._events import Fanout, JsonLinesReporter, Reporter, TerminalReporter
+from ._runner import Target, default_roots, restart_process, run
+from ._staticgraph import static_graph
+from ._version import __version__
+
+EXIT_USAGE = 2
+
+# Options of ``hotmod run`` that take a value: the program's own arguments start
+# at the first word that is neither an option nor such a value.
+_VALUE_OPTIONS = frozenset({"--watch", "--exclude", "--debounce-ms", "--json-events"})
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hotmod",
+        description="Hot module replacement for Python: edits go live in the running process.",
+    )
+    parser.add_argument("--version", action="version", version=f"hotmod {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run_p = sub.add_parser(
+        "run",
+        help="run a program with hot reload",
+        usage="hotmod run [options] (script.py | -m module) [args ...]",
+        description="Run a program with hot reload. Everything after the script "
+        "(or -m module) is passed to the program.",
+    )
+    run_p.add_argument("--watch", action="append", metavar="DIR", default=[],
+                       help="folder to watch (repeatable; default: the script's folder, "
+                       "or the current folder with -m)")
+    run_p.add_argument("--exclude", action="append", metavar="GLOB", default=[],
+                       help="ignore files matching GLOB (repeatable)")
+    run_p.add_argument("--debounce-ms", type=int, default=5, metavar="N",
+                       help="quiet period before a batch of changes is applied (default: 5)")
+    run_p.add_argument("--strict", action="store_true",
+                       help="restart instead of applying anything not provably equivalent")
+    run_p.add_argument("--json-events", metavar="FILE", type=Path,
+                       help="append one JSON object per event to FILE")
+    run_p.add_argument("-q", "--quiet", action="store_true", help="report failures only")
+    run_p.add_argument("-v", "--verbose", action="store_true", help="report more detail")
+    run_p.add_argument("-m", dest="module", metavar="MODULE", help="run library module as a script")
+    run_p.add_argument("script", nargs="?", help="the program to run")
+    graph_p = sub.add_parser(
+        "graph",
+        help="print the project's module dependency graph",
+        usage="hotmod graph [--json] (script.py | -m module)",
+    )
+    graph_p.add_argument("--json", action="store_true", help="print JSON")
+    graph_p.add_argument("-m", dest="module", metavar="MODULE", help="start from a module")
+    graph_p.add_argument("script", nargs="?", help="the entry script")
+    return parser
+
+
+def _split_program_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``run``'s arguments into hotmod's and the program's."""
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "-m":
+            return argv[: i + 2], argv[i + 2 :]
+        if token in _VALUE_OPTIONS:
+            i += 2
+            continue
+        if not token.startswith("-") or token == "-":
+            return argv[: i + 1], argv[i + 1 :]
+        i += 1
+    return argv, []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hotmod`` command; returns the exit code."""
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    program_args: list[str] = []
+    if args_in and args_in[0] == "run":
+        own, program_args = _split_program_args(args_in[1:])
+        args_in = ["run", *own]
+    args = parser.parse_args(args_in)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    if (args.script is None) == (args.module is None):
+        parser.exit(EXIT_USAGE, f"hotmod {args.command}: error: give a script or -m module\n")
+    target = Target(script=args.script, module=args.module, args=program_args)
+    try:
+        if args.command == "graph":
+            return _graph(target, as_json=args.json)
+        return _run(target, args)
+    except UsageError as exc:
+        print(f"hotmod: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except HotmodError as exc:
+        print(f"hotmod: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(target: Target, args: argparse.Namespace) -> int:
+    from ._reloader import Reloader
+
+    verbosity = 0 if args.quiet else 2 if args.verbose else 1
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="[hotmod] %(levelname)s %(name)s: %(message)s")
+    reporters: list[Reporter] = [TerminalReporter(verbosity=verbosity)]
+    if args.json_events is not None:
+        reporters.append(JsonLinesReporter(args.json_events.resolve()))
+    reporter = Fanout(reporters)
+    if args.debounce_ms < 0:
+        raise UsageError("--debounce-ms must be 0 or more")
+    roots = [Path(w) for w in args.watch] or default_roots(target)
+    reloader = Reloader(
+        roots, debounce_ms=args.debounce_ms, exclude=args.exclude, strict=args.strict,
+        reporter=reporter, on_restart=restart_process,
+    )
+    return run(target, reloader, reporter)
+
+
+def _graph(target: Target, *, as_json: bool) -> int:
+    graph = static_graph(target)
+    if as_json:
+        print(json.dumps(graph, indent=2, sort_keys=True))
+        return 0
+    for name, node in sorted(graph["modules"].items()):
+        print(f"{name}  ({node['path']})")
+        for dep in node["imports"]:
+            print(f"  -> {dep}")
+        for dep in node["lazy_imports"]:
+            print(f"  .. {dep}  (imported inside a function)")
+    return 0

@@ -1,0 +1,392 @@
+"""End to end: ``hotmod run`` behaves like ``python`` for the program it runs.
+
+``sys.argv``, ``__name__``, ``-m``, exit codes, Ctrl-C and non-daemon threads are
+compared with a plain ``python`` run of the same program; ``hotmod graph`` and the
+command line's own errors are checked on their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oracle import START_TIMEOUT, OracleError, code, wait_until, write_files
+
+pytestmark = pytest.mark.timeout(90)
+
+HOTMOD = [sys.executable, "-m", "hotmod"]
+PYTHON = [sys.executable]
+
+
+def env() -> dict[str, str]:
+    out = dict(os.environ)
+    out.pop("PYTHONPATH", None)
+    out["PYTHONDONTWRITEBYTECODE"] = "1"
+    return out
+
+
+def run(
+    argv: Sequence[str], cwd: Path, *, stdin: str = "", timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        list(argv),
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=timeout,
+        check=False,
+    )
+
+
+def hot_and_plain(
+    cwd: Path, target: Sequence[str], *, stdin: str = ""
+) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    """The same program under ``hotmod run`` and under plain ``python``."""
+    hot = run([*HOTMOD, "run", *target], cwd, stdin=stdin)
+    plain = run([*PYTHON, *target], cwd, stdin=stdin)
+    return hot, plain
+
+
+def describe(*results: subprocess.CompletedProcess[str]) -> str:
+    return "\n".join(
+        f"$ {r.args}\nrc={r.returncode}\n--- stdout ---\n{r.stdout}\n--- stderr ---\n{r.stderr}"
+        for r in results
+    )
+
+
+class Spawned:
+    """A child with stdout read line by line into a queue (every wait has a deadline)."""
+
+    def __init__(self, argv: Sequence[str], cwd: Path) -> None:
+        self.argv = list(argv)
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=cwd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(),
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        self.stderr = ""
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_line(self, expected: str, *, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=0.05)
+            except queue.Empty:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise OracleError(
+                        f"{self.argv}: no line {expected!r} (seen {self.seen}, "
+                        f"rc={self.proc.poll()})"
+                    ) from None
+                continue
+            self.seen.append(line)
+            if line == expected:
+                return
+
+    def finish(self, *, timeout: float = 20) -> int:
+        """Wait for the exit (killing it past the deadline); collect what is left."""
+        try:
+            _, self.stderr = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, self.stderr = self.proc.communicate(timeout=timeout)
+            raise OracleError(f"{self.argv} did not exit within {timeout}s") from None
+        while not self.lines.empty():
+            self.seen.append(self.lines.get_nowait())
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate(timeout=10)
+
+
+# --------------------------------------------------------------------------------------
+# sys.argv, __name__, -m
+
+
+SCRIPT_INFO = '''
+    """The script's docstring."""
+    import json
+    import os
+    import pickle
+    import sys
+
+
+    class Thing:
+        pass
+
+
+    print(
+        json.dumps(
+            {
+                "argv": sys.argv,
+                "name": __name__,
+                "file": __file__,
+                "path0": sys.path[0],
+                "spec-is-none": __spec__ is None,
+                "doc": __doc__,
+                "main-is-me": sys.modules["__main__"].__dict__ is globals(),
+                "pickle": type(pickle.loads(pickle.dumps(Thing()))).__name__,
+                "cwd": os.getcwd(),
+            }
+        )
+    )
+'''
+
+
+@pytest.mark.smoke
+def test_argv_and_name_as_under_python(tmp_path: Path) -> None:
+    write_files(tmp_path, {"main.py": SCRIPT_INFO})
+    hot, plain = hot_and_plain(tmp_path, ["main.py", "a", "--flag", "-x", "b c"])
+    assert hot.returncode == plain.returncode == 0, describe(hot, plain)
+    assert json.loads(hot.stdout) == json.loads(plain.stdout), describe(hot, plain)
+    assert json.loads(hot.stdout)["argv"] == ["main.py", "a", "--flag", "-x", "b c"]
+
+
+def test_script_in_subfolder(tmp_path: Path) -> None:
+    write_files(tmp_path, {"sub/main.py": SCRIPT_INFO})
+    hot, plain = hot_and_plain(tmp_path, ["sub/main.py", "arg"])
+    assert hot.returncode == plain.returncode == 0, describe(hot, plain)
+    assert json.loads(hot.stdout) == json.loads(plain.stdout), describe(hot, plain)
+
+
+def test_dash_m_package_module(tmp_path: Path) -> None:
+    mod = """
+        import json
+        import sys
+
+        print(
+            json.dumps(
+                {
+                    "argv": sys.argv,
+                    "name": __name__,
+                    "package": __package__,
+                    "spec": __spec__.name,
+                    "file": __file__,
+                    "path0": sys.path[0],
+                    "main-is-me": sys.modules["__main__"].__dict__ is globals(),
+                    "relative": helper.VALUE,
+                }
+            )
+        )
+    """
+    write_files(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/helper.py": "VALUE = 'helper'\n",
+            "pkg/mod.py": "from . import helper\n" + code(mod),
+        },
+    )
+    hot, plain = hot_and_plain(tmp_path, ["-m", "pkg.mod", "x", "--y"])
+    assert hot.returncode == plain.returncode == 0, describe(hot, plain)
+    assert json.loads(hot.stdout) == json.loads(plain.stdout), describe(hot, plain)
+
+
+# --------------------------------------------------------------------------------------
+# exit codes
+
+
+@pytest.mark.parametrize(
+    ("body", "expected_rc"),
+    [
+        pytest.param("import sys\nsys.exit(3)\n", 3, id="sys.exit(3)"),
+        pytest.param("print('done')\n", 0, id="normal"),
+        pytest.param("raise SystemExit('fatal: bad config')\n", 1, id="SystemExit(str)"),
+        pytest.param("def f():\n    raise ValueError('bad')\n\n\nf()\n", 1, id="uncaught"),
+    ],
+)
+def test_exit_code_propagated(tmp_path: Path, body: str, expected_rc: int) -> None:
+    write_files(tmp_path, {"main.py": body})
+    hot, plain = hot_and_plain(tmp_path, ["main.py"])
+    assert hot.returncode == plain.returncode == expected_rc, describe(hot, plain)
+    assert hot.stdout == plain.stdout, describe(hot, plain)
+    # the program's own error output is there (a traceback's last line, the message)
+    last = plain.stderr.strip().splitlines()[-1] if plain.stderr.strip() else ""
+    assert last in hot.stderr, describe(hot, plain)
+
+
+# --------------------------------------------------------------------------------------
+# Ctrl-C and threads
+
+WAIT_FOR_CTRL_C = """
+    import time
+
+    print("ready", flush=True)
+    while True:
+        time.sleep(0.01)
+"""
+
+CATCH_CTRL_C = """
+    import sys
+    import time
+
+    print("ready", flush=True)
+    try:
+        while True:
+            time.sleep(0.01)
+    except KeyboardInterrupt:
+        print("bye", flush=True)
+        sys.exit(0)
+"""
+
+
+def interrupt(argv: Sequence[str], cwd: Path) -> tuple[int, list[str], str]:
+    child = Spawned(argv, cwd)
+    try:
+        child.wait_line("ready")
+        child.proc.send_signal(signal.SIGINT)
+        rc = child.finish()
+        return rc, child.seen, child.stderr
+    finally:
+        child.kill()
+
+
+@pytest.mark.parametrize("program", [WAIT_FOR_CTRL_C, CATCH_CTRL_C], ids=["uncaught", "caught"])
+def test_ctrl_c_like_python(tmp_path: Path, program: str) -> None:
+    write_files(tmp_path, {"main.py": program})
+    plain = interrupt([*PYTHON, "main.py"], tmp_path)
+    hot = interrupt([*HOTMOD, "run", "main.py"], tmp_path)
+    assert hot[0] == plain[0], f"exit code: hot {hot} vs python {plain}"
+    assert hot[1] == plain[1], f"stdout: hot {hot} vs python {plain}"
+    assert ("KeyboardInterrupt" in hot[2]) == ("KeyboardInterrupt" in plain[2]), (hot, plain)
+
+
+def test_non_daemon_thread_keeps_program_alive(tmp_path: Path) -> None:
+    program = """
+        import sys
+        import threading
+
+
+        def worker():
+            sys.stdin.readline()  # until the test says stop
+            print("thread done", flush=True)
+
+
+        threading.Thread(target=worker).start()
+        print("main done", flush=True)
+    """
+    write_files(tmp_path, {"main.py": program})
+    child = Spawned([*HOTMOD, "run", "main.py"], tmp_path)
+    try:
+        child.wait_line("main done")
+        # the main code has returned; the process lives while the thread does
+        observe_until = time.monotonic() + 0.5
+        while time.monotonic() < observe_until:
+            assert child.proc.poll() is None, f"exited with the thread still running: {child.seen}"
+            time.sleep(0.02)
+        assert child.proc.stdin is not None
+        child.proc.stdin.write("stop\n")
+        child.proc.stdin.flush()
+        child.wait_line("thread done")
+        rc = child.finish()
+        assert rc == 0, child.stderr
+    finally:
+        child.kill()
+
+
+# --------------------------------------------------------------------------------------
+# hotmod graph, help, usage errors
+
+GRAPH_PROJECT = {
+    "main.py": "import app\n\napp.run()\n",
+    "app.py": "import lib\nfrom util import helper\n\n\ndef run():\n    return lib.f()\n",
+    "lib.py": "import util\n\n\ndef f():\n    return util.helper()\n",
+    "util.py": "def helper():\n    return 1\n",
+}
+
+
+def test_graph_prints_edges(tmp_path: Path) -> None:
+    write_files(tmp_path, GRAPH_PROJECT)
+    result = run([*HOTMOD, "graph", "main.py"], tmp_path)
+    assert result.returncode == 0, describe(result)
+    out = result.stdout
+    for name in ("app", "lib", "util"):
+        assert name in out, describe(result)
+    edges = [line for line in out.splitlines() if "app" in line and "lib" in line]
+    assert edges, f"no line shows the app -> lib edge:\n{out}"
+
+
+def test_graph_json_parses(tmp_path: Path) -> None:
+    write_files(tmp_path, GRAPH_PROJECT)
+    result = run([*HOTMOD, "graph", "--json", "main.py"], tmp_path)
+    assert result.returncode == 0, describe(result)
+    data: Any = json.loads(result.stdout)
+    text = json.dumps(data)
+    for name in ("app", "lib", "util"):
+        assert name in text, text
+
+
+def test_help(tmp_path: Path) -> None:
+    result = run([*HOTMOD, "--help"], tmp_path)
+    assert result.returncode == 0, describe(result)
+    assert "run" in result.stdout
+    assert "graph" in result.stdout
+    result = run([*HOTMOD, "run", "--help"], tmp_path)
+    assert result.returncode == 0, describe(result)
+    for option in ("--watch", "--json-events", "--debounce-ms", "--strict"):
+        assert option in result.stdout, describe(result)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["--bogus"], id="unknown-option"),
+        pytest.param(["bogus-command"], id="unknown-command"),
+        pytest.param(["run", "--bogus", "main.py"], id="unknown-run-option"),
+        pytest.param(["run", "--debounce-ms", "soon", "main.py"], id="bad-value"),
+        pytest.param(["run"], id="no-target"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path, argv: list[str]) -> None:
+    write_files(tmp_path, {"main.py": "print('should not run')\n"})
+    result = run([*HOTMOD, *argv], tmp_path)
+    assert result.returncode == 2, describe(result)
+    assert "Traceback" not in result.stderr, describe(result)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected a one-line error:\n{describe(result)}"
+    assert "should not run" not in result.stdout
+
+
+def test_missing_script_like_python(tmp_path: Path) -> None:
+    hot, plain = hot_and_plain(tmp_path, ["missing.py"])
+    assert hot.returncode == plain.returncode == 2, describe(hot, plain)
+    assert "Traceback" not in hot.stderr, describe(hot)
+    assert len(hot.stderr.strip().splitlines()) == 1, describe(hot)
+
+
+def test_program_args_after_script_are_not_hotmod_options(tmp_path: Path) -> None:
+    write_files(tmp_path, {"main.py": "import sys\nprint(sys.argv[1:])\n"})
+    hot, plain = hot_and_plain(tmp_path, ["main.py", "--strict", "--help", "-v"])
+    assert hot.returncode == plain.returncode == 0, describe(hot, plain)
+    assert hot.stdout == plain.stdout, describe(hot, plain)
+
+
+def test_wait_until_reports_its_message() -> None:
+    with pytest.raises(OracleError, match="never true"):
+        wait_until(lambda: False, timeout=0.05, message="never true")
