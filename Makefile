@@ -36,7 +36,7 @@ SEED ?=
 # day-to-day `make test` does not touch the network.
 define make-venv
 	@"$(2)" -c "import sys; sys.exit('%d.%d' % sys.version_info[:2] != '$(3)')" 2>/dev/null || { \
-	  echo "error: Python $(3) not found (tried '$(2)'). Install it (pyenv install $(4)) or pass PYTHON$(subst .,,$(3))=/path/to/python$(3)." >&2; \
+	  echo "error: no working Python $(3) (tried '$(2)'). Install it (pyenv install $(4)) or pass PYTHON$(subst .,,$(3))=/path/to/python$(3)." >&2; \
 	  exit 1; }
 	test -x $(1)/bin/python || "$(2)" -m venv $(1)
 	$(1)/bin/python -m pip install --quiet --disable-pip-version-check -e '$(EXTRAS)'

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from _procs import BenchError, Event, EventLog, Program, rss_kib
-from genproject import Project, body_source, const_source, observed, save
+from genproject import Project, body_source, const_source, observed, reset, save
 
 
 class Mode(enum.StrEnum):
@@ -91,6 +91,7 @@ class EditSample:
     warmup: bool
     latency_ms: float | None = None
     engine_ms: float | None = None  # hotmod's own duration_ms (sum over this edit's batches)
+    detect_ms: float | None = None  # save to the start of the first batch (watch + debounce)
     outcomes: list[str] = field(default_factory=list)  # one per reload event
     patched: int = 0
     reexecuted: int = 0
@@ -114,6 +115,7 @@ class Session:
         events_path.unlink(missing_ok=True)
         self.events = EventLog(events_path)
         self.state = EditState()
+        reset(project)  # an earlier session left its edits in the files
         self.program = Program(
             command(mode, project, events_path),
             cwd=project.root,
@@ -165,13 +167,18 @@ class Session:
         except BenchError as exc:
             sample.error = str(exc)
         time.sleep(self.opts.settle_s)
-        self._record_reloads(sample, self.events.of("reload")[reloads_before:])
+        self._record_reloads(sample, self.events.of("reload")[reloads_before:], saved_ns=t0)
         return sample
 
-    def _record_reloads(self, sample: EditSample, reloads: list[Event]) -> None:
+    def _record_reloads(self, sample: EditSample, reloads: list[Event], *, saved_ns: int) -> None:
         if self.mode is not Mode.HOTMOD:
             sample.outcomes = ["applied"] if sample.latency_ms is not None else []
             return
+        if reloads:
+            # The event's time is written when the batch ends (time.time(), same clock).
+            first = reloads[0]
+            started_ms = float(first["time"]) * 1e3 - float(first.get("duration_ms", 0.0))
+            sample.detect_ms = started_ms - saved_ns / 1e6
         sample.outcomes = [str(e.get("outcome")) for e in reloads]
         sample.engine_ms = sum(float(e.get("duration_ms", 0.0)) for e in reloads) or None
         sample.patched = sum(len(e.get("patched", ())) for e in reloads)

@@ -54,7 +54,7 @@ class Config:
     heap_objects: int
     heap_modules: int
     startup_runs: int
-    startup_modules: int
+    startup_sizes: tuple[int, ...]  # the target applies to 100 modules
     memory_edits: int
     memory_modules: int
     startup_s: float
@@ -69,7 +69,7 @@ class Config:
             heap_objects=args.heap_objects,
             heap_modules=100,
             startup_runs=args.startup_runs or (3 if quick else 10),
-            startup_modules=100,
+            startup_sizes=(100,) if quick else (100, 1000),
             memory_edits=args.memory_edits or (100 if quick else 1000),
             memory_modules=100,
             startup_s=1.0,
@@ -218,14 +218,15 @@ class Bench:
 
     def startup(self) -> None:
         c = self.config
-        project = self.project(c.startup_modules)
-        times = self.step("startup", lambda: startup_run(project, self.opts, runs=c.startup_runs))
-        if times:
-            self.results["startup"] = {
-                "modules": c.startup_modules,
-                "startup_s": c.startup_s,
-                "times": times,
-            }
+        runs = self.results.setdefault("startup", [])
+        for modules in c.startup_sizes:
+            project = self.project(modules)
+            times = self.step(
+                f"startup {modules} modules",
+                partial(startup_run, project, self.opts, runs=c.startup_runs),
+            )
+            if times:
+                runs.append({"modules": modules, "startup_s": c.startup_s, "times": times})
 
     def memory(self) -> None:
         c = self.config

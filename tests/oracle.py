@@ -12,7 +12,9 @@ equals what a fresh ``python main.py`` computes on the current sources
     assert prog.probe() == prog.fresh_probe()
 
 The entry script speaks a one-line protocol: each ``probe`` line on stdin is
-answered by one stdout line ``PROBE_PREFIX + json``. :data:`DEFAULT_MAIN`
+answered by one stdout line ``PROBE_PREFIX + json``; a ``ping`` line by
+``{"ok": "pong"}`` (start-up waits for it: once the program serves, the
+watcher is armed). :data:`DEFAULT_MAIN`
 imports ``app`` and answers with ``app.probe()``; tests may bring their own.
 
 Every wait has a deadline and fails with what the child printed and reported.
@@ -59,6 +61,9 @@ def serve() -> None:
         line = sys.stdin.readline()
         if not line:
             break
+        if line.strip() == "ping":
+            print(PREFIX + json.dumps({{"ok": "pong"}}), flush=True)
+            continue
         if line.strip() != "probe":
             continue
         try:
@@ -119,6 +124,23 @@ def wait_until(
             text = message() if callable(message) else message
             raise OracleError(f"timed out after {timeout:.1f}s: {text}")
         time.sleep(interval)
+
+
+def json_diff(hot: Any, fresh: Any, path: str = "") -> list[str]:
+    """Where two probe answers differ, as ``path: hot != fresh`` lines."""
+    if isinstance(hot, dict) and isinstance(fresh, dict):
+        out: list[str] = []
+        for key in sorted(set(hot) | set(fresh), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in hot or key not in fresh:
+                got, want = hot.get(key, "<missing>"), fresh.get(key, "<missing>")
+                out.append(f"{sub}: hot {got!r} != fresh {want!r}")
+            else:
+                out += json_diff(hot[key], fresh[key], sub)
+        return out
+    if hot != fresh:
+        return [f"{path or '<answer>'}: hot {hot!r} != fresh {fresh!r}"]
+    return []
 
 
 def _unwrap(envelope: Any) -> Any:
@@ -256,6 +278,16 @@ class HotProgram:
         self._reader.start()
         self.history.append("start")
         self.wait_for_event("started", timeout=timeout)
+        self.wait_serving(timeout=timeout)
+
+    def wait_serving(self, *, timeout: float = START_TIMEOUT) -> None:
+        """Ping until the program answers: its code runs, so hotmod is watching.
+
+        (The ``started`` event is written before the watcher is armed.)
+        """
+        answer = self._ask("ping", timeout=timeout)
+        if answer != "pong":
+            raise self.fail(f"expected 'pong', got {answer!r}")
 
     def _read_stdout(self) -> None:
         assert self.proc is not None
@@ -431,6 +463,7 @@ class HotProgram:
                 timeout=START_TIMEOUT,
                 accept=lambda e: int(e.get("restarts", 0)) > before,
             )
+            self.wait_serving()
         return event
 
     def expect(self, event: dict[str, Any], *outcomes: str) -> dict[str, Any]:
@@ -450,13 +483,16 @@ class HotProgram:
 
     def probe(self, *, timeout: float = PROBE_TIMEOUT) -> Any:
         """Ask the running program; its answer (``{"__probe_error__": ...}`` if it raised)."""
+        return self._ask("probe", timeout=timeout)
+
+    def _ask(self, request: str, *, timeout: float) -> Any:
         proc = self.proc
         if proc is None or proc.stdin is None:
             raise OracleError("program not started")
         while not self._answers.empty():  # an answer nobody waited for: drop it
             self._answers.get_nowait()
         try:
-            proc.stdin.write("probe\n")
+            proc.stdin.write(request + "\n")
             proc.stdin.flush()
         except OSError as exc:
             raise self.fail(f"cannot write the probe: {exc!r}") from exc
@@ -467,9 +503,9 @@ class HotProgram:
                 break
             except queue.Empty:
                 if proc.poll() is not None and self._answers.empty():
-                    raise self.fail("child exited while answering a probe") from None
+                    raise self.fail(f"child exited while answering {request!r}") from None
                 if time.monotonic() >= deadline:
-                    raise self.fail(f"no probe answer within {timeout:.1f}s") from None
+                    raise self.fail(f"no answer to {request!r} within {timeout:.1f}s") from None
         return _unwrap(json.loads(line[len(PROBE_PREFIX) :]))
 
     def fresh_run(self) -> subprocess.CompletedProcess[str]:
@@ -506,7 +542,8 @@ class HotProgram:
         if hot != fresh:
             raise self.fail(
                 f"oracle mismatch{' (' + what + ')' if what else ''}:\n"
-                f"  hot:   {json.dumps(hot, sort_keys=True)}\n"
+                + "".join(f"  {line}\n" for line in json_diff(hot, fresh))
+                + f"  hot:   {json.dumps(hot, sort_keys=True)}\n"
                 f"  fresh: {json.dumps(fresh, sort_keys=True)}"
             )
         return hot

@@ -97,7 +97,6 @@ def test_syntax_error_in_one_file_applies_nothing(hot_program: HotProgramFactory
     assert_good_edit_still_applies(prog)
 
 
-@pytest.mark.smoke
 def test_exception_at_import_rolls_back_whole_batch(hot_program: HotProgramFactory) -> None:
     prog = start(hot_program)
     raising = code(C) + '\n\nraise RuntimeError("boom at import")\n'

@@ -103,10 +103,10 @@ def test_function_body_edit_reaches_aliases_callbacks_and_registries(
     assert before["lib.f"] == 1
     prog.edit("lib.py", code(LIB_FUNCS).replace("return 1", "return 2").replace("+ 10", "+ 20"))
     event = prog.reload_and_expect("applied")
-    assert_patched_only(prog, event, "lib")
     hot = prog.probe()
     fresh = prog.fresh_probe()
     assert _without_calls(hot) == _without_calls(fresh)
+    assert_patched_only(prog, event, "lib")
     assert hot["lib.f"] == 2
     assert hot["runtime-callbacks"] == [2, 21]
 
@@ -116,11 +116,11 @@ def test_runtime_dict_survives_body_edit_in_same_module(hot_program: HotProgramF
     assert prog.probe()["calls"] == 1
     prog.replace("app.py", '"local-1"', '"local-2"')
     event = prog.reload_and_expect("applied")
-    assert_patched_only(prog, event, "app")
     hot = prog.probe()
     assert hot["calls"] == 2, "the module-level dict filled at run time must survive"
     assert hot["local"] == "local-2"
     assert _without_calls(hot) == _without_calls(prog.fresh_probe())
+    assert_patched_only(prog, event, "app")
 
 
 DEFAULTS = """
@@ -157,8 +157,8 @@ def test_default_values_and_annotations(hot_program: HotProgramFactory) -> None:
     )
     prog.edit("app.py", new)
     event = prog.reload_and_expect("applied")
-    assert_patched_only(prog, event, "app")
     hot = prog.assert_matches_fresh()
+    assert_patched_only(prog, event, "app")
     assert hot["defaults"] == [5]
     assert hot["kwdefaults"] == {"c": 7}
 
@@ -167,8 +167,8 @@ def test_docstring(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"app.py": DEFAULTS})
     prog.edit("app.py", code(DEFAULTS).replace("Old", "New"))
     event = prog.reload_and_expect("applied")
-    assert_patched_only(prog, event, "app")
     hot = prog.assert_matches_fresh()
+    assert_patched_only(prog, event, "app")
     assert hot["doc"] == "New docstring."
 
 
@@ -225,8 +225,8 @@ def test_line_shifts_only_keep_tracebacks_right(hot_program: HotProgramFactory) 
     )
     prog.edit("app.py", grown)
     event = prog.reload_and_expect("applied")
-    assert_patched_only(prog, event, "app")
     prog.assert_matches_fresh(what="after a body above grew")
+    assert_patched_only(prog, event, "app")
 
 
 # --------------------------------------------------------------------------------------
@@ -283,7 +283,7 @@ def test_nested_function_body_edit_reaches_closures_made_at_import(
 ) -> None:
     """``GET1 = make(1)`` holds a closure over the old inner code: it must run the new."""
     prog = hot_program({"app.py": CLOSURES})
-    prog.replace("app.py", "            return k\n", "            return k * 100\n")
+    prog.replace("app.py", "        return k\n", "        return k * 100\n")
     prog.reload_and_expect("applied", "restart")
     hot = prog.assert_matches_fresh()
     assert hot["GET1"] == 100
@@ -293,6 +293,9 @@ def test_nested_function_body_edit_reaches_closures_made_at_import(
 # methods
 
 METHODS = """
+    import holder
+
+
     class Base:
         def greet(self):
             return "base-1"
@@ -325,7 +328,9 @@ METHODS = """
 
 
     def probe():
+        live = holder.LIVE.setdefault("c", C())  # made on the first probe, lives on
         return {
+            "live": [live.greet(), live.plain(), live.p, repr(live), isinstance(live, C)],
             "greet": OBJ.greet(),
             "plain": OBJ.plain(),
             "p": OBJ.p,
@@ -342,26 +347,29 @@ METHODS = """
 """
 
 
-@pytest.mark.smoke
 def test_method_property_classmethod_staticmethod_and_super(
     hot_program: HotProgramFactory,
 ) -> None:
-    prog = hot_program({"app.py": METHODS})
+    prog = hot_program({"holder.py": HOLDER, "app.py": METHODS})
+    prog.probe()
     prog.edit("app.py", code(METHODS).replace("-1", "-2"))
     event = prog.reload_and_expect("applied")
-    assert_patched_only(prog, event, "app")
     hot = prog.assert_matches_fresh()
+    assert_patched_only(prog, event, "app")
     assert hot["greet"] == "c-2+base-2"
+    assert hot["live"] == ["c-2+base-2", "plain-2", "p-2", "C-2", True]
     assert hot["bound-at-start"] == "plain-2"
 
 
 def test_method_gains_zero_arg_super(hot_program: HotProgramFactory) -> None:
     """The new code needs a ``__class__`` cell the old one did not have."""
-    prog = hot_program({"app.py": METHODS})
+    prog = hot_program({"holder.py": HOLDER, "app.py": METHODS})
+    prog.probe()
     prog.replace("app.py", 'return "plain-1"', 'return "plain-1+" + super().greet()')
     prog.reload_and_expect("applied")
     hot = prog.assert_matches_fresh()
     assert hot["plain"] == "plain-1+base-1"
+    assert hot["live"][1] == "plain-1+base-1"
 
 
 ADD_REMOVE = """
@@ -474,9 +482,6 @@ DECORATED = """
     @functools.lru_cache(maxsize=None)
     def cached():
         return 100
-
-
-    CACHED_AT_IMPORT = cached()
 """
 
 DECO_APP = """
@@ -499,11 +504,12 @@ DECO_APP = """
 
 def test_decorated_body_only_change_patched_behind_wrapped(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"lib.py": DECORATED, "app.py": DECO_APP})
+    assert prog.probe()["cached"] == 100  # fills the cache (at run time, not at import)
     new = code(DECORATED).replace("return 1\n", "return 2\n").replace("return 100", "return 200")
     prog.edit("lib.py", new)
     event = prog.reload_and_expect("applied")
-    assert_patched_only(prog, event, "lib")
     hot = prog.assert_matches_fresh()
+    assert_patched_only(prog, event, "lib")
     assert hot["f"] == ["wrapped-1", 2]
     assert hot["cached"] == 200, "an lru_cache wrapper's cache must be cleared"
 
@@ -805,6 +811,11 @@ def test_dataclass_field_without_default_is_reported(hot_program: HotProgramFact
         prog.read("app.py")
         .replace("    x: int = 1\n", "    label: str\n    x: int = 1\n")
         .replace("P()", "P('L')")
+        # The old instance cannot have the new field (that is what the note says):
+        # the probe stops reading its fields and keeps checking its class.
+        .replace('"old": asdict(old),', "")
+        .replace('"old-repr": repr(old),', "")
+        .replace("\"old-eq-new\": old == P('L'),", "")
     )
     prog.edit("app.py", new)
     event = prog.reload_and_expect("applied", "restart")
@@ -990,8 +1001,7 @@ def test_module_renamed(hot_program: HotProgramFactory) -> None:
     event = prog.reload_and_expect("applied")
     assert "extra" in _mods(event, "removed"), event
     hot = prog.assert_matches_fresh()
-    assert hot == {"extra": "extra"}
-    assert prog.probe() == prog.fresh_probe()
+    assert hot == {"extra2": "extra"}
 
 
 # --------------------------------------------------------------------------------------
@@ -1016,6 +1026,8 @@ CUSTOM_MAIN = """
             line = sys.stdin.readline()
             if not line:
                 break
+            if line.strip() == "ping":
+                print(PREFIX + json.dumps({"ok": "pong"}), flush=True)
             if line.strip() == "probe":
                 answer = {"app": app.probe(), "local": local(), "top": TOP}
                 print(PREFIX + json.dumps({"ok": answer}, sort_keys=True), flush=True)

@@ -1,8 +1,8 @@
 """The half of the demo you edit while it runs (main.py says how).
 
 Everything here is fair game: change a string, a method, the constant, add a
-method. main.py only looks things up in this module when it calls them, which is
-why its own code never has to run again.
+method. main.py only looks names up in this module when it calls them
+(``greeting.Greeter``), so its own code never has to run again.
 """
 
 from __future__ import annotations
@@ -10,12 +10,6 @@ from __future__ import annotations
 import itertools
 
 import hotmod
-
-hot = hotmod.hot(__name__)
-# main.py reaches into this module only at call time (greeting.Greeter, never
-# `from greeting import ...`), so a change here never requires re-running main.py:
-# say so, and hotmod stops here instead of restarting the program.
-hot.accept()
 
 # Made once, kept when this module is re-executed (e.g. after you change PUNCTUATION),
 # so the count keeps going instead of starting again at 1.

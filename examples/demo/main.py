@@ -11,8 +11,10 @@ While it runs, open examples/demo/greeting.py, make one of these edits, save:
 * type a syntax error, or ``1 / 0`` at the top level: the reload fails, hotmod
   prints where, and the old code keeps running. Fix it and save: it applies.
 
-An edit to this file's top level restarts the program (the counter starts over):
-hotmod cannot re-run ``__main__`` in place. Ctrl-C stops it.
+Edit this file and the outcome differs: ``main()`` is patched, but it is already
+inside its loop, and a running call finishes on the code it started with; an edit
+to the top level (a new constant, an import) restarts the program, since hotmod
+cannot re-run ``__main__`` in place, and the counter starts over. Ctrl-C stops it.
 
 Without hotmod (``python examples/demo/main.py``) it runs the same, minus the
 reloading: the hotmod calls in greeting.py do nothing special.

@@ -13,11 +13,12 @@ Two entry points:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import logging
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,18 +112,36 @@ def own_functions(
             stack.extend((child, next_cache) for child in _children(obj))
 
 
+@dataclass(frozen=True)
+class SignatureValues:
+    """Evaluated default values and annotations of a function's new signature."""
+
+    defaults: tuple[Any, ...] | None
+    kwdefaults: dict[str, Any] | None
+    annotations: dict[str, Any]
+
+
 @dataclass
 class BodyPatch:
-    """Swap one live function's code."""
+    """Swap one live function's code (and signature values, if they changed)."""
 
     func: types.FunctionType
     code: types.CodeType
     top: str  # the top-level name it hangs from
     cache: object | None
+    signature: SignatureValues | None = None
+
+
+SignatureProbe = Callable[[types.CodeType, types.CodeType], SignatureValues | None]
 
 
 def body_patches(
-    namespace: dict[str, Any], module: str, old: types.CodeType, new: types.CodeType
+    namespace: dict[str, Any],
+    module: str,
+    old: types.CodeType,
+    new: types.CodeType,
+    *,
+    signatures: SignatureProbe | None = None,
 ) -> tuple[list[BodyPatch], str | None]:
     """The code swaps that turn the live module's functions into ``new``'s.
 
@@ -141,11 +160,12 @@ def body_patches(
         replacement = new_by_key.get(key)
         if replacement is None:
             return [], f"{code.co_qualname} has no counterpart in the new source"
-        if _compat.code_equal(code, replacement):
+        signature = signatures(code, replacement) if signatures is not None else None
+        if signature is None and _compat.code_equal(code, replacement):
             continue
         if not _compat.can_swap_code(func, replacement):
             return [], f"{code.co_qualname}: closure variables changed"
-        patches.append(BodyPatch(func, replacement, top, cache))
+        patches.append(BodyPatch(func, replacement, top, cache, signature))
     return patches, None
 
 
@@ -153,6 +173,10 @@ def apply_body_patch(patch: BodyPatch, tx: Transaction) -> None:
     state = _compat.function_state(patch.func)
     patch.func.__code__ = patch.code
     patch.func.__doc__ = _compat.code_docstring(patch.code)
+    if patch.signature is not None:
+        patch.func.__defaults__ = patch.signature.defaults
+        patch.func.__kwdefaults__ = patch.signature.kwdefaults
+        patch.func.__annotations__ = dict(patch.signature.annotations)
     tx.on_rollback(lambda: _compat.restore_function(patch.func, state))
     clear = getattr(patch.cache, "cache_clear", None)
     if callable(clear):
@@ -192,6 +216,7 @@ class Reconciler:
         self._adopted_classes: list[type] = []
         self._ns_map: dict[int, dict[str, Any]] = {}  # staged globals -> live globals
         self._new_modules: list[types.ModuleType] = []
+        self._field_defaults: list[tuple[type, str, _FieldDefault]] = []
         self.updated_functions = 0
         self._modules: list[tuple[types.ModuleType, types.ModuleType]] = []
         self._budget = _REMAP_BUDGET
@@ -222,6 +247,7 @@ class Reconciler:
                     continue
             elif isinstance(new, type) and new.__module__ == name:
                 if isinstance(old, type) and self._map_class(new, old, new_ns, old_ns):
+                    delta.notes.extend(self._migrate_fields(new, old))
                     if not self._same_class(new, old):
                         delta.mutated.add(key)
                     continue
@@ -326,6 +352,25 @@ class Reconciler:
         self._class_updates.append((old, new))
         return True
 
+    def _migrate_fields(self, new: type, old: type) -> list[str]:
+        """Dataclass fields added: old instances get their defaults, or are reported."""
+        new_fields: dict[str, Any] = new.__dict__.get("__dataclass_fields__", {})
+        old_fields: dict[str, Any] = old.__dict__.get("__dataclass_fields__", {})
+        notes = []
+        for field_name, spec in new_fields.items():
+            if field_name in old_fields:
+                continue
+            if spec.default_factory is not dataclasses.MISSING:
+                self._field_defaults.append(
+                    (old, field_name, _FieldDefault(field_name, spec.default_factory))
+                )
+            elif spec.default is dataclasses.MISSING:
+                notes.append(
+                    f"{old.__module__}.{old.__qualname__}.{field_name}: new dataclass field"
+                    " without a default; existing instances do not have it"
+                )
+        return notes
+
     def _adopt_class(self, new: type, new_ns: dict[str, Any], old_ns: dict[str, Any]) -> None:
         """A class that replaces the old one: its methods must read the live globals."""
         self._map(new, new)
@@ -370,6 +415,12 @@ class Reconciler:
         if kind is types.FunctionType:
             live_ns = self._ns_map.get(id(obj.__globals__))
             return obj if live_ns is None else self._clone(obj, live_ns)
+        live_class = self.idmap.get(id(kind))
+        if live_class is not None and live_class is not kind:
+            # Made by staged code from a class that keeps its live identity:
+            # the layouts match (checked by _map_class), so it can move over.
+            obj.__class__ = live_class
+            return obj
         if kind not in (list, dict, tuple, set, frozenset) or not self.idmap:
             return obj
         seen = _seen if _seen is not None else set()
@@ -413,6 +464,9 @@ class Reconciler:
                     setattr(cls, attr, mapped)  # a new class: nothing live to undo
         for old, new in self._class_updates:
             self._update_class(old, new, tx)
+        for cls, attr, default in self._field_defaults:
+            if attr not in cls.__dict__:
+                tx.setattr(cls, attr, default)
         for staged, live in self._modules:
             self._update_namespace(staged, live, tx)
         for module in self._new_modules:
@@ -490,6 +544,26 @@ class Reconciler:
 
 
 _MISSING: Any = object()
+
+
+class _FieldDefault:
+    """Gives an instance made before a dataclass field existed that field's default.
+
+    A non-data descriptor: instances made by the new ``__init__`` have the
+    field in their ``__dict__``, which wins; an old instance gets
+    ``default_factory()`` stored on first access.
+    """
+
+    def __init__(self, name: str, factory: Callable[[], Any]) -> None:
+        self.name = name
+        self.factory = factory
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = self.factory()
+        obj.__dict__[self.name] = value
+        return value
 
 
 def _restore(

@@ -12,13 +12,13 @@ from __future__ import annotations
 import ast
 import logging
 import types
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._errors import ReloadError
 from ._graph import MAIN, ModuleGraph
-from ._patch import BodyPatch, body_patches
+from ._patch import BodyPatch, SignatureValues, body_patches
 
 logger = logging.getLogger(__name__)
 
@@ -51,19 +51,36 @@ class Plan:
         return not (self.patches or self.reexec or self.removed or self.restart)
 
 
+_SIGNATURE_PARTS = ("body", "returns")
+_ARGUMENT_PARTS = ("defaults", "kw_defaults")
+
+
 def skeleton(tree: ast.Module) -> str:
-    """The module with every function body left out: equal skeletons mean body-only edits."""
-    saved: list[tuple[ast.FunctionDef | ast.AsyncFunctionDef, list[ast.stmt]]] = []
+    """The module without function bodies, default values and annotations.
+
+    Equal skeletons mean every difference can be patched into live functions
+    (code, defaults, annotations) without running any module code.
+    """
+    saved: list[tuple[ast.AST, str, object]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            saved.append((node, node.body))
-    for node, _ in saved:
-        node.body = []
+            saved.extend((node, part, getattr(node, part)) for part in _SIGNATURE_PARTS)
+            saved.extend((node.args, part, getattr(node.args, part)) for part in _ARGUMENT_PARTS)
+            for arg in _all_args(node.args):
+                saved.append((arg, "annotation", arg.annotation))
+    for owner, part, _ in saved:
+        setattr(owner, part, [] if part in ("body", *_ARGUMENT_PARTS) else None)
     try:
         return ast.dump(tree)
     finally:
-        for node, body in saved:
-            node.body = body
+        for owner, part, value in saved:
+            setattr(owner, part, value)
+
+
+def _all_args(args: ast.arguments) -> list[ast.arg]:
+    found = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+    found.extend(a for a in (args.vararg, args.kwarg) if a is not None)
+    return found
 
 
 def compile_source(source: str, path: Path, module: str) -> tuple[ast.Module, types.CodeType]:
@@ -141,7 +158,17 @@ def make_plan(
         namespace = namespaces.get(module)
         if namespace is None:
             continue
-        patches, reason = body_patches(namespace, module, record.code, change.code)
+        signatures = Signatures(record.tree, change.tree, change.code, namespace, change.path)
+        try:
+            patches, reason = body_patches(
+                namespace, module, record.code, change.code, signatures=signatures.changed
+            )
+        except ReloadError:
+            raise
+        except Exception as exc:  # evaluating a new default or annotation raised
+            raise ReloadError(
+                f"{type(exc).__name__}: {exc}", path=change.path, module=module, phase="stage"
+            ) from exc
         if reason is not None:
             if module == MAIN:
                 plan.restart = plan.restart or f"entry script: {reason}"
@@ -149,7 +176,8 @@ def make_plan(
             plan.reexec.add(module)
             continue
         mutated = {p.top for p in patches}
-        if module != MAIN and mutated & _reached(change.tree, module, record.is_package):
+        scopes = {p.code.co_qualname.split(".<locals>")[0] for p in patches}
+        if module != MAIN and scopes & _reached(change.tree, module, record.is_package):
             plan.reexec.add(module)  # import-time code runs a changed function: run it again
             continue
         plan.patches[module] = patches
@@ -157,10 +185,86 @@ def make_plan(
     return plan
 
 
+class Signatures:
+    """New default values and annotations of functions whose signature changed."""
+
+    def __init__(
+        self,
+        old: ast.Module,
+        new: ast.Module,
+        code: types.CodeType,
+        namespace: dict[str, object],
+        path: Path,
+    ) -> None:
+        self._old = _defs_by_line(old)
+        self._new = _defs_by_line(new)
+        self._namespace = namespace
+        self._path = path
+        self._lazy_annotations = bool(code.co_flags & _CO_FUTURE_ANNOTATIONS)
+
+    def changed(self, old: types.CodeType, new: types.CodeType) -> SignatureValues | None:
+        before = self._old.get(old.co_firstlineno)
+        after = self._new.get(new.co_firstlineno)
+        if before is None or after is None or _signature_dump(before) == _signature_dump(after):
+            return None
+        scope: dict[str, object] = {}
+        owner = self._namespace.get(new.co_qualname.split(".")[0])
+        if "." in new.co_qualname and isinstance(owner, type):
+            scope = dict(owner.__dict__)  # a method's defaults see the class body's names
+
+        def value(node: ast.expr) -> object:
+            expr = ast.Expression(node)
+            ast.fix_missing_locations(expr)
+            return eval(compile(expr, str(self._path), "eval"), self._namespace, scope)
+
+        args = after.args
+        positional = [*args.posonlyargs, *args.args]
+        defaults = tuple(value(d) for d in args.defaults) or None
+        kwdefaults = {
+            a.arg: value(d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
+            if d is not None
+        } or None
+        annotations: dict[str, object] = {}
+        for arg in [*positional, *args.kwonlyargs, args.vararg, args.kwarg]:
+            if arg is not None and arg.annotation is not None:
+                annotations[arg.arg] = self._annotation(arg.annotation, value)
+        if after.returns is not None:
+            annotations["return"] = self._annotation(after.returns, value)
+        return SignatureValues(defaults, kwdefaults, annotations)
+
+    def _annotation(self, node: ast.expr, value: Callable[[ast.expr], object]) -> object:
+        return ast.unparse(node) if self._lazy_annotations else value(node)
+
+
+_CO_FUTURE_ANNOTATIONS = 0x1000000
+
+
+def _defs_by_line(tree: ast.Module) -> dict[int, ast.FunctionDef | ast.AsyncFunctionDef]:
+    """Function definitions by the line their code object starts at (first decorator)."""
+    found: dict[int, ast.FunctionDef | ast.AsyncFunctionDef] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            line = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+            found[line] = node
+    return found
+
+
+def _signature_dump(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+    annotations = [a.annotation for a in _all_args(node.args)]
+    parts = [node.args.defaults, node.args.kw_defaults, annotations, node.returns]
+    return repr([ast.dump(p) if isinstance(p, ast.AST) else _dump_list(p) for p in parts])
+
+
+def _dump_list(items: object) -> str:
+    if not isinstance(items, list):
+        return repr(items)
+    return repr([ast.dump(i) if isinstance(i, ast.AST) else i for i in items])
+
+
 def _reached(tree: ast.Module, module: str, is_package: bool) -> set[str]:
     from ._scan import scan
 
-    return scan(tree, module, is_package=is_package).reached.called
+    return set(scan(tree, module, is_package=is_package).reached_scopes)
 
 
 def _native_loaded(path: Path) -> bool:

@@ -113,8 +113,8 @@ def run(target: Target, reloader: Reloader, reporter: Fanout | Reporter) -> int:
     sys.modules[MAIN] = module
     reloader.track_main(module, path, source, code)
     restarts = int(os.environ.get(Env.RESTARTS, "0"))
+    reloader.start()  # armed before "started": an edit right after it is seen
     reporter.started(Started(argv=list(sys.argv), restarts=restarts))
-    reloader.start()
     try:
         exec(code, module.__dict__)
     except SystemExit:

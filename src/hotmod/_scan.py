@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 
 Chain = tuple[str, ...]  # a dotted load such as ("np", "linalg", "norm")
 
+# Methods that run when a class is instantiated or subclassed.
+CONSTRUCTION = ("__new__", "__init__", "__post_init__", "__init_subclass__", "__set_name__")
+
 
 @dataclass(frozen=True)
 class Binding:
@@ -55,6 +58,7 @@ class ModuleInfo:
     lazy_imports: frozenset[str]  # modules imported only inside function bodies
     defined: frozenset[str]  # top-level names this module defines (def/class/assign)
     reached: Refs  # loads by import-time code, closed over reachable local functions
+    reached_scopes: frozenset[str]  # functions and methods ("f", "C.m") import-time code runs
 
     def uses(self, module: str, rebound: set[str], mutated: set[str]) -> bool:
         """Whether import-time code of this module depends on changes to ``module``.
@@ -262,22 +266,39 @@ def scan(tree: ast.Module, name: str, *, is_package: bool) -> ModuleInfo:
 
     walk_import_time(tree.body)
     toplevel = _loads(tree.body, skip_bodies=True)
+    classes: dict[str, str] = {}  # method scope -> its class
     for stmt in tree.body:
         defined |= _defined_names(stmt)
-        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
             scopes[stmt.name] = _loads(stmt.body, skip_bodies=False)
+        elif isinstance(stmt, ast.ClassDef):
+            # Using a class (calling it, subclassing it) runs its construction
+            # hooks, not every method: each method is a scope of its own.
+            scopes[stmt.name] = Refs(called={f"{stmt.name}.{m}" for m in CONSTRUCTION})
+            for item in stmt.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                    scope = f"{stmt.name}.{item.name}"
+                    scopes[scope] = _loads(item.body, skip_bodies=False)
+                    classes[scope] = stmt.name
 
     reached = Refs()
     reached.update(toplevel)
-    frontier = set(toplevel.called)
+    frontier = set(toplevel.called) | {".".join(c[:2]) for c in toplevel.called_chains}
     seen: set[str] = set()
     while frontier:
         local = frontier.pop()
         if local in seen or local not in scopes:
             continue
         seen.add(local)
-        reached.update(scopes[local])
-        frontier |= scopes[local].called
+        refs = scopes[local]
+        reached.update(refs)
+        frontier |= refs.called
+        owner = classes.get(local)
+        for chain in refs.called_chains:
+            if owner is not None and chain[0] in ("self", "cls", owner) and len(chain) > 1:
+                frontier.add(f"{owner}.{chain[1]}")  # self.helper() from a reached method
+            elif len(chain) > 1:
+                frontier.add(f"{chain[0]}.{chain[1]}")
 
     return ModuleInfo(
         bindings=bindings,
@@ -286,4 +307,5 @@ def scan(tree: ast.Module, name: str, *, is_package: bool) -> ModuleInfo:
         lazy_imports=frozenset(lazy - imports),
         defined=frozenset(defined),
         reached=reached,
+        reached_scopes=frozenset(seen),
     )

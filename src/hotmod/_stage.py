@@ -36,6 +36,7 @@ class Staged:
     live: dict[str, types.ModuleType] = field(default_factory=dict)  # name -> live
     new: dict[str, types.ModuleType] = field(default_factory=dict)  # first imported now
     deltas: dict[str, ModuleDelta] = field(default_factory=dict)
+    removed: dict[str, types.ModuleType] = field(default_factory=dict)  # deleted files
     order: list[str] = field(default_factory=list)  # re-executed, in execution order
 
 
@@ -55,6 +56,10 @@ class Stager:
         before = set(sys.modules)
         self.graph.staged_records = {}
         self.hot.begin()
+        for name in plan.removed:  # importers staged now must not find a deleted module
+            module = sys.modules.pop(name, None)
+            if module is not None:
+                staged.removed[name] = module
         try:
             self._stage_all(plan, reconciler, staged, accepted)
         except BaseException:
@@ -168,6 +173,8 @@ class Stager:
 
     def _restore(self, staged: Staged) -> None:
         """Put the live modules back in ``sys.modules`` and on their parent packages."""
+        for name, module in staged.removed.items():
+            sys.modules[name] = module  # the commit drops it, undoably
         for name, live in staged.live.items():
             sys.modules[name] = live
             parent_name, _, child = name.rpartition(".")

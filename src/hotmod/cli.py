@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from ._errors import HotmodError, UsageError
 from ._events import Fanout, JsonLinesReporter, Reporter, TerminalReporter
@@ -22,13 +23,20 @@ EXIT_USAGE = 2
 _VALUE_OPTIONS = frozenset({"--watch", "--exclude", "--debounce-ms", "--json-events"})
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hotmod",
         description="Hot module replacement for Python: edits go live in the running process.",
     )
     parser.add_argument("--version", action="version", version=f"hotmod {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     run_p = sub.add_parser(
         "run",
         help="run a program with hot reload",
