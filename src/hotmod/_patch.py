@@ -342,10 +342,15 @@ class Reconciler:
         if new.__dict__.get("__slots__") != old.__dict__.get("__slots__"):
             return False
         if _is_enum(new):
-            if _enum_signature(new) != _enum_signature(old):
+            # Members may be added; existing ones must keep their values, and
+            # then keep their identity (``is`` and ``==`` with values held elsewhere).
+            now = dict(_enum_signature(new))
+            if any(name not in now or now[name] != value for name, value in _enum_signature(old)):
                 return False
+            old_members = old.__members__  # type: ignore[attr-defined]
             for member_name, member in new.__members__.items():  # type: ignore[attr-defined]
-                self._map(member, old.__members__[member_name])  # type: ignore[attr-defined]
+                if member_name in old_members:
+                    self._map(member, old_members[member_name])
         self._map(new, old)
         for attr, value in new.__dict__.items():
             self._map_member(value, old.__dict__.get(attr), new_ns, old_ns, old.__module__)
@@ -508,12 +513,17 @@ class Reconciler:
         return self.remap(value)
 
     def _update_class(self, old: type, new: type, tx: Transaction) -> None:
+        raw = _is_enum(new)  # EnumType guards member names: go around it, undoably
         for attr, value in new.__dict__.items():
             if attr in _CLASS_LOCAL or _is_layout_descriptor(value):
                 continue
-            if _is_enum(new) and attr in new.__members__:  # type: ignore[attr-defined]
-                continue
             mapped = self._remap_attr(value)
+            if raw:
+                current = old.__dict__.get(attr, _MISSING)
+                if current is not mapped:
+                    type.__setattr__(old, attr, mapped)
+                    tx.on_rollback(functools.partial(_raw_restore, old, attr, current))
+                continue
             current = old.__dict__.get(attr, _MISSING)
             if current is mapped:
                 continue
@@ -524,6 +534,11 @@ class Reconciler:
             tx.setattr(old, attr, mapped)
         for attr in [a for a in old.__dict__ if a not in new.__dict__]:
             if attr in _CLASS_LOCAL or _is_layout_descriptor(old.__dict__[attr]):
+                continue
+            if raw:
+                current = old.__dict__[attr]
+                type.__delattr__(old, attr)
+                tx.on_rollback(functools.partial(_raw_restore, old, attr, current))
                 continue
             tx.delattr(old, attr)
 
@@ -575,6 +590,14 @@ def _restore(
     for cell, (filled, value) in cells:
         if filled:
             _compat.set_cell(cell, value)
+
+
+def _raw_restore(cls: type, attr: str, value: Any) -> None:
+    if value is _MISSING:
+        if attr in cls.__dict__:
+            type.__delattr__(cls, attr)
+    else:
+        type.__setattr__(cls, attr, value)
 
 
 def _same_function(a: types.FunctionType, b: Any) -> bool:
