@@ -144,7 +144,7 @@ def _startup_row(run: dict[str, Any]) -> list[str]:
         str(len(run["times"]["plain"])),
         _ms(plain),
         _ms(hot),
-        "-" if overhead is None else f"{overhead:+.1f} %",
+        "-" if overhead is None else f"{overhead:+.2f} %",
         f"≤ {STARTUP_TARGET_PCT:.0f} % ({_verdict(ok)})" if run["modules"] == 100 else "(reported)",
     ]
 

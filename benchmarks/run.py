@@ -137,6 +137,21 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def _git_revision() -> str:
+    """The commit the hotmod sources are at, "+ local changes" if src/ differs (read-only)."""
+    root = HERE.parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=30, check=False
+        )
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "no commit"
+    dirty = git("--no-optional-locks", "status", "--porcelain", "--", "src")
+    return f"{commit} + local changes" if dirty else commit
+
+
 def machine_info(argv: Sequence[str], config: Config, save_mode: str) -> dict[str, Any]:
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -145,7 +160,7 @@ def machine_info(argv: Sequence[str], config: Config, save_mode: str) -> dict[st
         "memory_gb": _memory_gb(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "hotmod": _version("hotmod"),
+        "hotmod": f"{_version('hotmod')} ({_git_revision()})",
         "watchfiles": _version("watchfiles"),
         "command": shlex.join(["benchmarks/run.py", *argv]),
         "settings": (

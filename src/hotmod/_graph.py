@@ -46,6 +46,7 @@ class ModuleRecord:
     is_package: bool
     imports: set[str] = field(default_factory=set)  # project-or-not module names, absolute
     order: int = 0  # position in load order: a cycle re-executes in the order it first ran
+    rank: int = 0  # 1 + the highest rank of its project dependencies: a topological key
     _tree: ast.Module | None = None
     _info: ModuleInfo | None = None
 
@@ -110,6 +111,7 @@ class ModuleGraph:
         self.staged_records: dict[str, ModuleRecord] | None = None
         self._executing: list[str] = []
         self._counter = 0
+        self._importers: dict[str, set[str]] = {}  # module -> project modules importing it
 
     # -- project membership ----------------------------------------------------------
     def is_project_file(self, path: Path) -> bool:
@@ -165,20 +167,32 @@ class ModuleGraph:
         with self._lock:
             if not record.imports:
                 record.imports = bytecode_imports(record.code, record.package)
-            parent = record.name.rpartition(".")[0]
-            if parent:
-                record.imports.add(parent)  # the import system runs the package first
             if not record.order:
                 self._counter += 1
                 record.order = self._counter
+            previous = self.records.get(record.name)
+            if previous is not None:
+                self._unindex(previous)
             self.records[record.name] = record
             self.by_path[record.path] = record.name
+            for dep in record.imports:
+                self._importers.setdefault(dep, set()).add(record.name)
+            ranks = [self.records[d].rank for d in record.imports if d in self.records]
+            record.rank = 1 + max((r for r in ranks), default=0)
+
+    def _unindex(self, record: ModuleRecord) -> None:
+        for dep in record.imports:
+            users = self._importers.get(dep)
+            if users is not None:
+                users.discard(record.name)
 
     def remove(self, name: str) -> ModuleRecord | None:
         with self._lock:
             record = self.records.pop(name, None)
-            if record is not None and self.by_path.get(record.path) == name:
-                del self.by_path[record.path]
+            if record is not None:
+                self._unindex(record)
+                if self.by_path.get(record.path) == name:
+                    del self.by_path[record.path]
             return record
 
     def module_for(self, path: Path) -> str | None:
@@ -186,7 +200,29 @@ class ModuleGraph:
 
     def importers(self, name: str) -> set[str]:
         """Project modules whose import-time code imports ``name`` (directly)."""
-        return {r.name for r in self.records.values() if name in r.imports and r.name != name}
+        return {m for m in self._importers.get(name, ()) if m != name and m in self.records}
+
+    def importers_closure(self, name: str) -> set[str]:
+        """Every project module that imports ``name``, directly or not."""
+        found: set[str] = set()
+        frontier = [name]
+        while frontier:
+            for importer in self.importers(frontier.pop()):
+                if importer not in found:
+                    found.add(importer)
+                    frontier.append(importer)
+        return found
+
+    def cycle_of(self, name: str) -> list[str]:
+        """The import cycle ``name`` is part of (just ``[name]`` if none).
+
+        Every member of a cycle through ``name`` imports it transitively, so
+        the search stays within ``name``'s importers.
+        """
+        above = self.importers_closure(name)
+        if not above:
+            return [name]
+        return next(g for g in self.order(above | {name}) if name in g)
 
     def dependencies(self, name: str) -> set[str]:
         record = self.records.get(name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import logging
+import sys
 import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -110,14 +111,12 @@ def _read(path: Path) -> str | None:
 def make_plan(
     paths: Iterable[Path],
     graph: ModuleGraph,
-    namespaces: dict[str, dict[str, object]],
     *,
     declined: set[str],
 ) -> Plan:
     """Compile and classify a batch. Raises :class:`ReloadError` on a syntax error.
 
-    ``namespaces`` are the live module dicts by name; ``declined`` the modules
-    that asked to be restarted on any change.
+    ``declined`` are the modules that asked to be restarted on any change.
     """
     plan = Plan()
     for path in sorted(set(paths)):
@@ -155,9 +154,10 @@ def make_plan(
                 )
             plan.reexec.add(module)
             continue
-        namespace = namespaces.get(module)
-        if namespace is None:
+        live = sys.modules.get(module)
+        if live is None:
             continue
+        namespace = live.__dict__
         signatures = Signatures(record.tree, change.tree, change.code, namespace, change.path)
         try:
             patches, reason = body_patches(
@@ -268,8 +268,6 @@ def _reached(tree: ast.Module, module: str, is_package: bool) -> set[str]:
 
 
 def _native_loaded(path: Path) -> bool:
-    import sys
-
     for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
         if isinstance(file, str) and file.endswith(NATIVE_SUFFIXES) and Path(file) == path:

@@ -183,13 +183,10 @@ class Reloader:
                 outcome, paths=paths, version=self.version, duration_ms=elapsed, **fields
             )
 
-        namespaces = {
-            name: sys.modules[name].__dict__ for name in self.graph.records if name in sys.modules
-        }
         declined = {n for n, h in hot.handles.items() if h.declined}
         accepted = {n for n, h in hot.handles.items() if h.accepted}
         try:
-            plan = make_plan(batch, self.graph, namespaces, declined=declined)
+            plan = make_plan(batch, self.graph, declined=declined)
         except ReloadError as exc:
             return result(Outcome.FAILED, error=exc, traceback=_one_line_tb(exc))
         if plan.restart is not None:

@@ -11,6 +11,7 @@ importers whose import-time code uses a changed name are re-executed too (G5).
 
 from __future__ import annotations
 
+import heapq
 import importlib
 import logging
 import sys
@@ -82,6 +83,12 @@ class Stager:
     def _stage_all(
         self, plan: Plan, reconciler: Reconciler, staged: Staged, accepted: set[str]
     ) -> None:
+        """Run the plan's modules, then every importer that uses a changed name.
+
+        Candidates are taken lowest rank first (dependencies before importers),
+        and only the importers of modules that changed are ever looked at, so
+        the cost follows the change, not the size of the project (G5).
+        """
         graph = self.graph
         to_run = set(plan.reexec)
         deltas: dict[str, tuple[set[str], set[str]]] = {
@@ -89,31 +96,50 @@ class Stager:
         }
         for module in plan.removed:
             deltas[module] = ({"*"}, set())
-        seeds = to_run | set(plan.patches) | plan.removed
-        affected = set(seeds)
-        frontier = list(seeds)
-        while frontier:
-            for importer in graph.importers(frontier.pop()):
-                if importer not in affected:
-                    affected.add(importer)
-                    frontier.append(importer)
-        for group in graph.order(affected):
-            members = set(group)
-            if not members & to_run and self._must_follow(group, deltas, plan, accepted):
-                to_run |= members
-            if not members & to_run:
+        heap: list[tuple[int, str]] = []
+        queued: set[str] = set()
+        done: set[str] = set()
+        deferred: dict[str, int] = {}
+
+        def enqueue(names: set[str]) -> None:
+            for name in names - queued - done:
+                if name in graph.records and name not in plan.removed:
+                    queued.add(name)
+                    heapq.heappush(heap, (graph.records[name].rank, name))
+
+        enqueue(to_run)
+        for module in set(plan.patches) | plan.removed:
+            enqueue(graph.importers(module))
+        while heap:
+            _, name = heapq.heappop(heap)
+            queued.discard(name)
+            if name in done:
                 continue
-            if members & plan.removed:
+            waiting = graph.dependencies(name) & queued
+            if waiting and deferred.get(name, 0) < 2:  # a stale rank: let them go first
+                deferred[name] = deferred.get(name, 0) + 1
+                queued.add(name)
+                heapq.heappush(heap, (max(graph.records[w].rank for w in waiting) + 1, name))
                 continue
-            if MAIN in members:
+            if name not in to_run and not self._must_follow([name], deltas, plan, accepted):
+                done.add(name)
+                continue
+            group = [m for m in graph.cycle_of(name) if m not in done or m == name]
+            if MAIN in group:
                 raise RestartRequired(
                     "the entry script's top level uses a changed name", module=MAIN
                 )
             self._run_group(group, plan, staged)
-            for name in group:
-                delta = reconciler.analyze(staged.modules[name], staged.live[name])
-                staged.deltas[name] = delta
-                deltas[name] = (delta.rebound, delta.mutated)
+            for member in group:
+                done.add(member)
+                queued.discard(member)
+                if member not in staged.modules:
+                    continue
+                delta = reconciler.analyze(staged.modules[member], staged.live[member])
+                staged.deltas[member] = delta
+                deltas[member] = (delta.rebound, delta.mutated)
+                if member not in accepted and (delta.rebound or delta.mutated):
+                    enqueue(graph.importers(member))
 
     def _must_follow(
         self,
@@ -130,7 +156,8 @@ class Stager:
                 from ._scan import scan
 
                 info = scan(change.tree, member, is_package=record.is_package)
-            for dep, (rebound, mutated) in deltas.items():
+            for dep in self.graph.dependencies(member) & deltas.keys():
+                rebound, mutated = deltas[dep]
                 if dep in group or dep in accepted:
                     continue
                 if "*" in rebound:  # a removed module: anyone importing it must run again
