@@ -1,0 +1,271 @@
+"""The engine in-process, driven through ``Reloader.apply`` (no threads, no sleeps)."""
+
+from __future__ import annotations
+
+import builtins
+import gc
+import importlib
+import importlib.util
+import io
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import hotmod
+from hotmod import Outcome, Reloader, ReloadResult, TerminalReporter, UsageError
+from hotmod._hot import current
+
+
+def write(root: Path, name: str, text: str) -> Path:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[tuple[Path, Reloader]]:
+    """A project folder on ``sys.path`` with a reloader installed over it."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    sys.path.insert(0, str(root))
+    reloader = Reloader([root])
+    reloader.install()
+    try:
+        yield root, reloader
+    finally:
+        reloader.uninstall()
+
+
+def test_public_surface_is_complete() -> None:
+    public = {n for n in dir(hotmod) if not n.startswith("_")} - {"cli"}
+    assert sorted(hotmod.__all__) == hotmod.__all__
+    assert set(hotmod.__all__) - {"__version__"} == public
+
+
+def test_importing_hotmod_changes_nothing() -> None:
+    probe = """
+        import builtins, json, signal, sys, threading
+        def state():
+            return [repr(sys.meta_path), repr(sys.path_hooks), repr(builtins.__import__),
+                    threading.active_count(), repr(signal.getsignal(signal.SIGINT)),
+                    repr(sys.gettrace()), repr(sys.getprofile())]
+        before = state()
+        import hotmod, hotmod.cli
+        print(json.dumps([before, state()]))
+    """
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(probe)], capture_output=True, text=True,
+        timeout=30, check=True,
+    )
+    before, after = json.loads(out.stdout)
+    assert before == after
+
+
+def test_install_and_uninstall_restore_the_interpreter(tmp_path: Path) -> None:
+    write(tmp_path, "plainmod.py", "X = 1\n")
+    sys.path.insert(0, str(tmp_path))
+    meta_path, path_hooks, importer = list(sys.meta_path), list(sys.path_hooks), builtins.__import__
+    reloader = Reloader([tmp_path])
+    reloader.install()
+    assert len(sys.meta_path) == len(meta_path) + 1
+    importlib.import_module("plainmod")
+    assert current() is not None
+    reloader.uninstall()
+    assert sys.meta_path == meta_path
+    assert sys.path_hooks == path_hooks
+    assert builtins.__import__ is importer
+    assert current() is None
+    with Reloader([tmp_path]) as again:  # a second reloader can take over
+        assert current() is not None
+        assert again.graph.records  # it adopted the module imported before it
+    assert current() is None
+
+
+def test_one_reloader_at_a_time(tmp_path: Path) -> None:
+    with Reloader([tmp_path]), pytest.raises(UsageError, match="already installed"):
+        Reloader([tmp_path]).install()
+
+
+def test_apply_needs_install(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="install"):
+        Reloader([tmp_path]).apply([tmp_path / "x.py"])
+
+
+def test_missing_root_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="not a directory"):
+        Reloader([tmp_path / "nope"])
+
+
+def test_hot_api_is_inert_without_a_reloader() -> None:
+    made: list[object] = []
+
+    def factory() -> object:
+        made.append(object())
+        return made[-1]
+
+    assert hotmod.keep("x", factory) is made[0]
+    assert hotmod.keep("x", factory) is made[1]  # no reloader: just the factory
+    handle = hotmod.hot("somewhere")
+    assert not handle.live
+    ran: list[object] = []
+    handle.dispose(ran.append)
+    handle.accept()
+    handle.decline()
+    assert ran == []
+
+
+@pytest.mark.smoke
+def test_body_edit_patches_in_place(project: tuple[Path, Reloader]) -> None:
+    root, reloader = project
+    path = write(root, "m1.py", """
+        def f():
+            return 1
+        TABLE = {}
+    """)
+    m1 = importlib.import_module("m1")
+    f = m1.f
+    m1.TABLE["k"] = "filled at run time"
+    write(root, "m1.py", "def f():\n    return 2\nTABLE = {}\n")
+    result = reloader.apply([path])
+    assert result.outcome is Outcome.APPLIED, result
+    assert result.patched == ("m1",)
+    assert result.reexecuted == ()
+    assert f is m1.f
+    assert f() == 2
+    assert m1.TABLE == {"k": "filled at run time"}
+
+
+def test_edits_never_scan_the_heap(
+    project: tuple[Path, Reloader], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, reloader = project
+    path = write(root, "m2.py", "C = 1\ndef f():\n    return C\n")
+    m2 = importlib.import_module("m2")
+
+    def forbidden(*args: object) -> list[object]:
+        raise AssertionError("a reload walked the whole heap")
+
+    for name in ("get_referrers", "get_referents", "get_objects"):
+        monkeypatch.setattr(gc, name, forbidden)
+    write(root, "m2.py", "C = 1\ndef f():\n    return C + 1\n")
+    assert reloader.apply([path]).outcome is Outcome.APPLIED
+    write(root, "m2.py", "C = 5\ndef f():\n    return C + 1\n")
+    result = reloader.apply([path])
+    assert result.outcome is Outcome.APPLIED
+    assert result.reexecuted == ("m2",)
+    assert m2.f() == 6
+
+
+def test_keep_survives_reexecution_and_is_remade_when_its_factory_changes(
+    project: tuple[Path, Reloader],
+) -> None:
+    root, reloader = project
+    source = """
+        import hotmod
+        hot = hotmod.hot(__name__)
+        CONN = hotmod.keep("conn", lambda: {"opened": 1})
+        VERSION = 1
+        hot.data.setdefault("versions", []).append(VERSION)
+
+        @hot.dispose
+        def _close(data):
+            data.setdefault("disposed", []).append(VERSION)
+    """
+    path = write(root, "m3.py", source)
+    m3 = importlib.import_module("m3")
+    conn = m3.CONN
+    write(root, "m3.py", source.replace("VERSION = 1", "VERSION = 2"))
+    assert reloader.apply([path]).outcome is Outcome.APPLIED
+    assert m3.CONN is conn
+    assert m3.hot.data == {"versions": [1, 2], "disposed": [1]}
+    write(root, "m3.py", source.replace('{"opened": 1}', '{"opened": 2}'))
+    assert reloader.apply([path]).outcome is Outcome.APPLIED
+    assert m3.CONN == {"opened": 2}
+
+
+def test_failed_batch_is_rolled_back_and_stays_pending(project: tuple[Path, Reloader]) -> None:
+    root, reloader = project
+    a = write(root, "pa.py", "X = 1\ndef f():\n    return X\n")
+    b = write(root, "pb.py", "import pa\nY = pa.X + 1\n")
+    pa, pb = importlib.import_module("pa"), importlib.import_module("pb")
+    f, code = pa.f, pa.f.__code__
+    write(root, "pa.py", "X = 10\ndef f():\n    return X * 2\n")
+    write(root, "pb.py", "import pa\nY = pa.X + 1\nraise RuntimeError('at import')\n")
+    result = reloader.apply([a, b])
+    assert result.outcome is Outcome.FAILED
+    assert result.error is not None
+    assert result.error.path == b
+    assert result.error.lineno == 3
+    assert "RuntimeError: at import" in (result.traceback or "")
+    assert (pa.X, pb.Y, pa.f.__code__) == (1, 2, code)  # nothing of the batch is live
+    write(root, "pb.py", "import pa\nY = pa.X + 1\n")
+    result = reloader.apply([b])  # only the fix is new: the pending pa.py comes along
+    assert result.outcome is Outcome.APPLIED, result
+    assert a in result.paths
+    assert (pa.X, pb.Y, pa.f is f, f()) == (10, 11, True, 20)
+
+
+def test_extension_module_change_restarts(project: tuple[Path, Reloader]) -> None:
+    root, reloader = project
+    spec = importlib.util.find_spec("xxlimited")
+    if spec is None or spec.origin is None or "xxlimited" in sys.modules:
+        pytest.skip("this Python build has no xxlimited extension to copy")
+    copy = root / Path(spec.origin).name
+    shutil.copy(spec.origin, copy)
+    module = importlib.import_module("xxlimited")
+    assert Path(module.__file__ or "") == copy
+    result = reloader.apply([copy])
+    assert result.outcome is Outcome.RESTART
+    assert result.reason is not None
+    assert copy.name in result.reason
+
+
+def test_declined_module_restarts(project: tuple[Path, Reloader]) -> None:
+    root, reloader = project
+    source = "import hotmod\nhotmod.hot(__name__).decline()\ndef f():\n    return 1\n"
+    path = write(root, "m4.py", source)
+    importlib.import_module("m4")
+    write(root, "m4.py", source.replace("return 1", "return 2"))
+    result = reloader.apply([path])
+    assert result.outcome is Outcome.RESTART
+    assert "m4" in (result.reason or "")
+
+
+def test_terminal_report() -> None:
+    stream = io.StringIO()
+    reporter = TerminalReporter(stream, verbosity=1)
+    reporter.reloaded(
+        ReloadResult(Outcome.APPLIED, patched=("a",), reexecuted=("b",), functions=3,
+                     version=4, duration_ms=1.25)
+    )
+    assert stream.getvalue() == "[hotmod] v4: patched a (3 functions); re-executed b in 1.2 ms\n"
+    error = hotmod.ReloadError("boom", path=Path("/p/a.py"), lineno=3)
+    reporter.reloaded(ReloadResult(Outcome.FAILED, error=error, traceback="Traceback ..."))
+    lines = stream.getvalue().splitlines()
+    assert lines[1] == "[hotmod] reload failed at /p/a.py:3: boom"
+    assert lines[-1] == "[hotmod] rolled back; still running the previous version"
+
+
+def test_result_json_is_serialisable() -> None:
+    error = hotmod.ReloadError("boom", path=Path("/p/a.py"), lineno=3, phase="compile")
+    data = ReloadResult(Outcome.FAILED, error=error).to_json()
+    assert json.loads(json.dumps(data))["error"]["line"] == 3
+
+
+def test_module_types_are_untouched_by_reconcile(project: tuple[Path, Reloader]) -> None:
+    root, reloader = project
+    path = write(root, "m5.py", "import json\nLIB = json\nN = 1\n")
+    m5 = importlib.import_module("m5")
+    write(root, "m5.py", "import json\nLIB = json\nN = 2\n")
+    assert reloader.apply([path]).outcome is Outcome.APPLIED
+    assert isinstance(m5.LIB, types.ModuleType)
+    assert m5.LIB is sys.modules["json"]
+    assert m5.N == 2
