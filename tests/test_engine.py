@@ -8,10 +8,14 @@ import importlib
 import importlib.util
 import io
 import json
+import os
+import queue
 import shutil
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -269,3 +273,36 @@ def test_module_types_are_untouched_by_reconcile(project: tuple[Path, Reloader])
     assert isinstance(m5.LIB, types.ModuleType)
     assert m5.LIB is sys.modules["json"]
     assert m5.N == 2
+
+
+class _Collect:
+    """A reporter that hands results to the test through a queue."""
+
+    def __init__(self) -> None:
+        self.results: queue.Queue[ReloadResult] = queue.Queue()
+
+    def started(self, event: object) -> None:
+        pass
+
+    def reloaded(self, result: ReloadResult) -> None:
+        self.results.put(result)
+
+
+def test_edit_before_watching_begins_is_applied(tmp_path: Path) -> None:
+    root = tmp_path / "early"
+    path = write(root, "early_mod.py", "def f():\n    return 1\n")
+    sys.path.insert(0, str(root))
+    collect = _Collect()
+    reloader = Reloader([root], reporter=collect)
+    reloader.install()
+    try:
+        module = importlib.import_module("early_mod")
+        write(root, "early_mod.py", "def f():\n    return 22\n")  # nobody is watching yet
+        os.utime(path, ns=(time.time_ns(), time.time_ns() + 1_000_000_000))
+        reloader.start()
+        result = collect.results.get(timeout=20)
+        assert result.outcome is Outcome.APPLIED, result
+        assert module.f() == 22
+    finally:
+        reloader.uninstall()
+    assert not [t for t in threading.enumerate() if t.name == "hotmod-watch"]

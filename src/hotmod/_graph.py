@@ -45,6 +45,8 @@ class ModuleRecord:
     code: types.CodeType
     is_package: bool
     imports: set[str] = field(default_factory=set)  # project-or-not module names, absolute
+    mtime_ns: int = 0  # of the file when this version was read: catches edits before watching
+    indexed: bool = False  # imports scanned and entered in the importers index
     order: int = 0  # position in load order: a cycle re-executes in the order it first ran
     rank: int = 0  # 1 + the highest rank of its project dependencies: a topological key
     _tree: ast.Module | None = None
@@ -97,6 +99,13 @@ def bytecode_imports(code: types.CodeType, package: str) -> set[str]:
     return found
 
 
+def _mtime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
 class ModuleGraph:
     """Project modules by name and by path, with their import edges."""
 
@@ -112,6 +121,7 @@ class ModuleGraph:
         self._executing: list[str] = []
         self._counter = 0
         self._importers: dict[str, set[str]] = {}  # module -> project modules importing it
+        self._unindexed: list[ModuleRecord] = []
 
     # -- project membership ----------------------------------------------------------
     def is_project_file(self, path: Path) -> bool:
@@ -160,25 +170,56 @@ class ModuleGraph:
                 continue
             # Functions of an adopted module were compiled elsewhere: patching
             # matches them by qualified name instead of code identity.
-            self.add(ModuleRecord(name, file.resolve(), source, code, hasattr(module, "__path__")))
+            record = ModuleRecord(
+                name, file.resolve(), source, code, hasattr(module, "__path__"),
+                mtime_ns=_mtime_ns(file),
+            )
+            self.add(record)
 
     # -- records -----------------------------------------------------------------------
     def add(self, record: ModuleRecord) -> None:
         with self._lock:
-            if not record.imports:
-                record.imports = bytecode_imports(record.code, record.package)
             if not record.order:
                 self._counter += 1
                 record.order = self._counter
             previous = self.records.get(record.name)
-            if previous is not None:
+            if previous is not None and previous.indexed:
                 self._unindex(previous)
             self.records[record.name] = record
             self.by_path[record.path] = record.name
-            for dep in record.imports:
-                self._importers.setdefault(dep, set()).add(record.name)
-            ranks = [self.records[d].rank for d in record.imports if d in self.records]
-            record.rank = 1 + max((r for r in ranks), default=0)
+            # Scanning imports is deferred (see index()): start-up pays nothing for it.
+            self._unindexed.append(record)
+
+    def index(self) -> None:
+        """Scan the imports of records added since the last call and index them.
+
+        Called before any query of the import edges, and early by the watch
+        thread, so the program's own start-up does not pay for it.
+        """
+        with self._lock:
+            pending, self._unindexed = self._unindexed, []
+            for record in sorted(pending, key=lambda r: r.order):  # dependencies first
+                if record.indexed or self.records.get(record.name) is not record:
+                    continue
+                record.imports |= bytecode_imports(record.code, record.package)
+                for dep in record.imports:
+                    self._importers.setdefault(dep, set()).add(record.name)
+                ranks = [self.records[d].rank for d in record.imports if d in self.records]
+                record.rank = 1 + max(ranks, default=0)
+                record.indexed = True
+
+    def changed_on_disk(self) -> set[Path]:
+        """Files of project modules modified since the version that runs was read."""
+        changed: set[Path] = set()
+        for record in list(self.records.values()):
+            try:
+                mtime = record.path.stat().st_mtime_ns
+            except OSError:
+                changed.add(record.path)  # deleted
+                continue
+            if record.mtime_ns and mtime != record.mtime_ns:
+                changed.add(record.path)
+        return changed
 
     def _unindex(self, record: ModuleRecord) -> None:
         for dep in record.imports:
@@ -190,7 +231,8 @@ class ModuleGraph:
         with self._lock:
             record = self.records.pop(name, None)
             if record is not None:
-                self._unindex(record)
+                if record.indexed:
+                    self._unindex(record)
                 if self.by_path.get(record.path) == name:
                     del self.by_path[record.path]
             return record
@@ -200,6 +242,8 @@ class ModuleGraph:
 
     def importers(self, name: str) -> set[str]:
         """Project modules whose import-time code imports ``name`` (directly)."""
+        if self._unindexed:
+            self.index()
         return {m for m in self._importers.get(name, ()) if m != name and m in self.records}
 
     def importers_closure(self, name: str) -> set[str]:
@@ -225,6 +269,8 @@ class ModuleGraph:
         return next(g for g in self.order(above | {name}) if name in g)
 
     def dependencies(self, name: str) -> set[str]:
+        if self._unindexed:
+            self.index()
         record = self.records.get(name)
         if record is None:
             return set()
@@ -297,7 +343,8 @@ class _ProjectLoader(SourceFileLoader):
             source = importlib.util.decode_source(self.get_data(self.path))
         path = Path(self.path).resolve()
         self._record = ModuleRecord(
-            fullname, path, source, code, self.is_package(fullname)
+            fullname, path, source, code, self.is_package(fullname),
+            mtime_ns=_mtime_ns(path),
         )
         return code
 

@@ -8,6 +8,8 @@ retries it together with whatever changed since (G1, G6).
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import os
 import sys
@@ -77,6 +79,7 @@ class Reloader:
         self._hot: _hot.HotState | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._ready = threading.Event()
 
     # -- lifecycle ----------------------------------------------------------------------
     def install(self) -> None:
@@ -97,22 +100,28 @@ class Reloader:
         _hot.deactivate()
         self._hot = None
 
-    def start(self) -> None:
-        """Install, then watch the roots from a daemon thread."""
+    def start(
+        self, *, wait: bool = True, on_ready: Callable[[], None] | None = None
+    ) -> None:
+        """Install, then watch the roots from a daemon thread.
+
+        The thread arms the watcher, then calls ``on_ready()`` and applies any
+        edit made to an imported module before watching began. With
+        ``wait=True`` (the default) this returns once the watcher is armed;
+        ``hotmod run`` passes ``wait=False`` so that the program starts at once
+        and arming overlaps with its own start-up.
+        """
         self.install()
         if self._thread is not None:
             return
-        from ._watch import Watcher
-
-        watcher = Watcher(
-            self.roots, debounce_ms=self.debounce_ms, exclude=self.exclude,
-            suffixes=WATCHED_SUFFIXES,
-        )
         self._stop.clear()
+        self._ready.clear()
         self._thread = threading.Thread(
-            target=self._watch, args=(watcher,), name="hotmod-watch", daemon=True
+            target=self._watch, args=(on_ready,), name="hotmod-watch", daemon=True
         )
         self._thread.start()
+        if wait:
+            self._ready.wait(timeout=30)
 
     def stop(self) -> None:
         """Stop watching (the import hook stays until :meth:`uninstall`)."""
@@ -133,12 +142,28 @@ class Reloader:
     ) -> None:
         self.uninstall()
 
-    def _watch(self, watcher: object) -> None:
-        from ._watch import Watcher
+    def _watch(self, on_ready: Callable[[], None] | None) -> None:
+        from ._watch import Watcher  # imported here: watchfiles costs start-up time
 
-        assert isinstance(watcher, Watcher)
+        try:
+            watcher = Watcher(
+                self.roots, debounce_ms=self.debounce_ms, exclude=self.exclude,
+                suffixes=WATCHED_SUFFIXES,
+            )
+        except Exception:
+            logger.exception("hotmod: cannot watch %s; reloading is off", self.roots)
+            self._ready.set()
+            return
         with watcher:
-            for batch in watcher.batches(self._stop):
+            self._ready.set()
+            if on_ready is not None:
+                on_ready()
+            self.graph.index()  # off the program's start-up path
+            missed = self.graph.changed_on_disk()  # edited between import and arming
+            batches = watcher.batches(self._stop)
+            if missed:
+                batches = itertools.chain([missed], batches)
+            for batch in batches:
                 try:
                     result = self.apply(batch)
                 except Exception:  # G6: nothing stops the watcher
@@ -152,7 +177,9 @@ class Reloader:
         self, module: types.ModuleType, path: Path, source: str, code: types.CodeType
     ) -> None:
         """Track the entry script, run as ``__main__`` from ``code``."""
-        self.graph.add(ModuleRecord(module.__name__, path.resolve(), source, code, False))
+        record = ModuleRecord(module.__name__, path.resolve(), source, code, False)
+        record.mtime_ns = path.stat().st_mtime_ns
+        self.graph.add(record)
 
     # -- one transaction ----------------------------------------------------------------
     def apply(self, paths: Iterable[str | os.PathLike[str]]) -> ReloadResult:
@@ -284,6 +311,8 @@ class Reloader:
                 continue
             record.source, record.code = change.source, change.code
             record._tree, record._info = change.tree, None
+            with contextlib.suppress(OSError):
+                record.mtime_ns = change.path.stat().st_mtime_ns
 
     def _drop_module(self, name: str, tx: Transaction) -> None:
         if name in sys.modules:

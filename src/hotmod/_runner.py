@@ -113,8 +113,12 @@ def run(target: Target, reloader: Reloader, reporter: Fanout | Reporter) -> int:
     sys.modules[MAIN] = module
     reloader.track_main(module, path, source, code)
     restarts = int(os.environ.get(Env.RESTARTS, "0"))
-    reloader.start()  # armed before "started": an edit right after it is seen
-    reporter.started(Started(argv=list(sys.argv), restarts=restarts))
+    argv = list(sys.argv)
+    # The watcher arms in its own thread while the program starts; "started" is
+    # reported once it is armed, so an edit made after that event is always seen.
+    reloader.start(
+        wait=False, on_ready=lambda: reporter.started(Started(argv=argv, restarts=restarts))
+    )
     try:
         exec(code, module.__dict__)
     except SystemExit:

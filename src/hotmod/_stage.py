@@ -90,6 +90,7 @@ class Stager:
         the cost follows the change, not the size of the project (G5).
         """
         graph = self.graph
+        graph.index()
         to_run = set(plan.reexec)
         deltas: dict[str, tuple[set[str], set[str]]] = {
             m: (set(), names) for m, names in plan.mutated.items()
