@@ -306,3 +306,38 @@ def test_edit_before_watching_begins_is_applied(tmp_path: Path) -> None:
     finally:
         reloader.uninstall()
     assert not [t for t in threading.enumerate() if t.name == "hotmod-watch"]
+
+
+def test_failed_batch_restores_hot_data(project: tuple[Path, Reloader]) -> None:
+    root, reloader = project
+    source = textwrap.dedent("""
+        import hotmod
+        hot = hotmod.hot(__name__)
+        hot.data["runs"] = hot.data.get("runs", 0) + 1
+        VALUE = 1
+    """)
+    path = write(root, "m6.py", source)
+    m6 = importlib.import_module("m6")
+    write(root, "m6.py", source + "raise ValueError('late')\n")
+    failed = reloader.apply([path])
+    assert failed.outcome is Outcome.FAILED
+    assert failed.error is not None and failed.error.phase == "stage"  # it ran, then raised
+    assert m6.hot.data == {"runs": 1}
+    write(root, "m6.py", source.replace("VALUE = 1", "VALUE = 2"))
+    assert reloader.apply([path]).outcome is Outcome.APPLIED
+    assert m6.hot.data == {"runs": 2}
+
+
+def test_strict_restart_leaves_the_graph_usable(tmp_path: Path) -> None:
+    root = tmp_path / "strict"
+    path = write(root, "m7.py", "class Base: pass\nclass Other: pass\nclass C(Base): pass\n")
+    sys.path.insert(0, str(root))
+    with Reloader([root], strict=True) as reloader:
+        importlib.import_module("m7")
+        write(root, "m7.py", "class Base: pass\nclass Other: pass\nclass C(Other): pass\n")
+        result = reloader.apply([path])
+        assert result.outcome is Outcome.RESTART
+        assert "--strict" in (result.reason or "")
+        write(root, "later_mod.py", "X = 1\n")
+        importlib.import_module("later_mod")
+        assert "later_mod" in reloader.graph.records  # not held back as "staged"

@@ -82,15 +82,29 @@ class HotState:
     staged_handles: dict[str, Handle] | None = None
     staged_kept: dict[tuple[str, str], _Kept] | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
+    _data_before: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def begin(self) -> None:
+        """A batch starts staging: new handles and kept values are held apart."""
         self.staged_handles = {}
         self.staged_kept = {}
+        self._data_before = {name: dict(data) for name, data in self.data.items()}
 
     def end(self) -> tuple[dict[str, Handle], dict[tuple[str, str], _Kept]]:
+        """The batch's new handles and kept values (the caller commits or drops them)."""
         handles, kept = self.staged_handles or {}, self.staged_kept or {}
         self.staged_handles = self.staged_kept = None
         return handles, kept
+
+    def restore_data(self) -> None:
+        """Undo what staged code and dispose hooks wrote to ``hot.data`` (G1)."""
+        for name in list(self.data):
+            if name not in self._data_before:
+                del self.data[name]
+        for name, before in self._data_before.items():
+            data = self.data.setdefault(name, {})
+            data.clear()
+            data.update(before)
 
     def handle(self, name: str) -> Handle:
         data = self.data.setdefault(name, {})

@@ -234,15 +234,14 @@ class Reloader:
         notes = tuple(n for d in staged.deltas.values() for n in d.notes)
         if self.strict and notes:
             hot.end()
+            self._discard(staged)
             return result(Outcome.RESTART, reason=f"--strict: {notes[0]}")
         try:
             functions = self._commit(plan, staged, reconciler, tx)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            self.graph.staged_records = None
-            for name in staged.new:
-                sys.modules.pop(name, None)
+            self._discard(staged)
             try:
                 tx.rollback()
             except ReloadError as rollback_error:
@@ -303,6 +302,14 @@ class Reloader:
         for name in plan.removed:
             self.graph.remove(name)
         return functions
+
+    def _discard(self, staged: Staged) -> None:
+        """Forget a staged batch that will not be committed."""
+        assert self._hot is not None
+        self.graph.staged_records = None
+        self._hot.restore_data()
+        for name in staged.new:
+            sys.modules.pop(name, None)
 
     def _record_sources(self, plan: Plan) -> None:
         for name, change in plan.changes.items():

@@ -70,6 +70,7 @@ class Stager:
                     del sys.modules[name]
             self.graph.staged_records = None
             self.hot.end()
+            self.hot.restore_data()
             raise
         finally:
             self.graph.staged_code.clear()
