@@ -321,7 +321,8 @@ def test_failed_batch_restores_hot_data(project: tuple[Path, Reloader]) -> None:
     write(root, "m6.py", source + "raise ValueError('late')\n")
     failed = reloader.apply([path])
     assert failed.outcome is Outcome.FAILED
-    assert failed.error is not None and failed.error.phase == "stage"  # it ran, then raised
+    assert failed.error is not None
+    assert failed.error.phase == "stage"
     assert m6.hot.data == {"runs": 1}
     write(root, "m6.py", source.replace("VALUE = 1", "VALUE = 2"))
     assert reloader.apply([path]).outcome is Outcome.APPLIED
