@@ -281,7 +281,7 @@ def test_random_edit_sequences_match_a_fresh_start(
 @pytest.mark.slow
 @pytest.mark.timeout(7200)
 def test_random_edit_sequences_long(tmp_path_factory: pytest.TempPathFactory) -> None:
-    run_property(2000, tmp_path_factory, derandomize=False)
+    run_property(total_edits(2000), tmp_path_factory, derandomize=False)
 
 
 def test_generated_sources_compile(tmp_path: Path) -> None:
