@@ -342,3 +342,21 @@ def test_strict_restart_leaves_the_graph_usable(tmp_path: Path) -> None:
         write(root, "later_mod.py", "X = 1\n")
         importlib.import_module("later_mod")
         assert "later_mod" in reloader.graph.records  # not held back as "staged"
+
+
+def test_reexport_of_a_patched_class_is_not_a_change(project: tuple[Path, Reloader]) -> None:
+    root, reloader = project
+    a = write(root, "ra.py", "K = 1\nclass Base:\n    def who(self):\n        return 'a'\n")
+    write(root, "rb.py", "from ra import Base\nclass Mid(Base):\n    pass\n")
+    write(root, "rc.py", "from rb import Base\nSEEN = []\n")
+    for name in ("ra", "rb", "rc"):
+        importlib.import_module(name)
+    rc = sys.modules["rc"]
+    rc.SEEN.append("state")
+    write(root, "ra.py", "K = 2\nclass Base:\n    def who(self):\n        return 'a2'\n")
+    result = reloader.apply([a])
+    assert result.outcome is Outcome.APPLIED
+    # rb subclasses Base, so it runs again; rc only re-imports the same class.
+    assert result.reexecuted == ("ra", "rb")
+    assert rc.SEEN == ["state"]
+    assert rc.Base().who() == "a2"

@@ -238,8 +238,8 @@ class Reconciler:
             if key in IMPORT_DUNDERS:
                 continue
             old = old_ns.get(key, _MISSING)
-            if new is old:
-                continue
+            if new is old or self.idmap.get(id(new), _MISSING) is old:
+                continue  # the same object, or a staged one that maps back onto it
             if isinstance(new, types.FunctionType):
                 if self._map_function(new, old, new_ns, old_ns):
                     if not _same_function(new, old):
