@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -148,8 +149,10 @@ def _git_revision() -> str:
         return done.stdout.strip() if done.returncode == 0 else ""
 
     commit = git("rev-parse", "--short", "HEAD") or "no commit"
-    dirty = git("--no-optional-locks", "status", "--porcelain", "--", "src")
-    return f"{commit} + local changes" if dirty else commit
+    diff = git("--no-optional-locks", "diff", "HEAD", "--", "src")
+    if not diff:
+        return commit
+    return f"{commit} + local changes {hashlib.sha1(diff.encode()).hexdigest()[:8]}"
 
 
 def machine_info(argv: Sequence[str], config: Config, save_mode: str) -> dict[str, Any]:
@@ -295,6 +298,8 @@ def save_results(results: dict[str, Any]) -> Path:
 
 def measure(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     config = Config.from_args(args)
+    # Taken before measuring: the revision measured is the one at the start.
+    meta = machine_info(argv, config, args.save_mode)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     workdir = RESULTS / f"logs-{stamp}"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -306,7 +311,8 @@ def measure(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         results = bench.run(args.only)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    meta = machine_info(argv, config, args.save_mode)
+    if _git_revision() not in meta["hotmod"]:
+        meta["hotmod"] += f"; sources changed during the run, now {_git_revision()}"
     meta.update(
         elapsed_s=time.monotonic() - started,
         hotmod_run=bench.hotmod,

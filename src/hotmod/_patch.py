@@ -474,13 +474,6 @@ class Reconciler:
                 tx.setattr(cls, attr, default)
         for staged, live in self._modules:
             self._update_namespace(staged, live, tx)
-        for staged, live in self._modules:
-            # Functions made by the staged code that hotmod could not reach (kept
-            # by another module, say) read the staged globals: give them the
-            # live values, as of this commit.
-            staged.__dict__.update(
-                {k: v for k, v in live.__dict__.items() if k not in IMPORT_DUNDERS}
-            )
         for module in self._new_modules:
             namespace = module.__dict__
             for key, value in list(namespace.items()):
