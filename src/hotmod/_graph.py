@@ -16,6 +16,7 @@ import ast
 import dis
 import importlib.util
 import logging
+import os
 import sys
 import threading
 import types
@@ -111,6 +112,9 @@ class ModuleGraph:
 
     def __init__(self, roots: Sequence[Path]) -> None:
         self.roots = tuple(r.resolve() for r in roots)
+        self._resolved_prefixes = tuple(os.path.join(str(r), "") for r in self.roots)
+        given = tuple(os.path.join(os.path.abspath(r), "") for r in roots)
+        self._root_prefixes = tuple(dict.fromkeys(self._resolved_prefixes + given))
         self.records: dict[str, ModuleRecord] = {}
         self.by_path: dict[Path, str] = {}
         self._lock = threading.RLock()
@@ -124,17 +128,25 @@ class ModuleGraph:
         self._unindexed: list[ModuleRecord] = []
 
     # -- project membership ----------------------------------------------------------
-    def is_project_file(self, path: Path) -> bool:
-        """Under a root and not inside a virtualenv, cache or VCS folder."""
-        try:
-            path = path.resolve()
-        except OSError:
-            return False
-        for root in self.roots:
-            if path.is_relative_to(root):
-                rel = path.relative_to(root).parts[:-1]
+    def is_project_file(self, path: Path | str) -> bool:
+        """Under a root and not inside a virtualenv, cache or VCS folder.
+
+        Asked for every module the program imports, so it compares strings
+        (no file system calls); roots are known both as given and resolved.
+        """
+        text = os.path.abspath(path)
+        for prefix in self._root_prefixes:
+            if text.startswith(prefix):
+                rel = text[len(prefix):].split(os.sep)[:-1]
                 return not any(part in IGNORED_DIRS or part.endswith(".egg-info") for part in rel)
         return False
+
+    def canonical(self, path: str) -> Path:
+        """The resolved path of a project file, without a system call when possible."""
+        text = os.path.abspath(path)
+        if any(text.startswith(p) for p in self._resolved_prefixes):
+            return Path(text)  # already under a resolved root
+        return Path(text).resolve()
 
     # -- the import hook -------------------------------------------------------------
     def install(self) -> None:
@@ -330,18 +342,27 @@ class _ProjectLoader(SourceFileLoader):
         super().__init__(fullname, path)
         self._graph = graph
         self._record: ModuleRecord | None = None
+        self._source: bytes | None = None
+
+    def get_data(self, path: str) -> bytes:
+        data = super().get_data(path)
+        if path == self.path:
+            self._source = data  # read once: get_code needs the text too
+        return data
 
     def get_code(self, fullname: str) -> types.CodeType:
         staged = self._graph.staged_code.get(fullname)
         if staged is not None:
             source, code = staged  # what the planner compiled: never re-read, never a .pyc
         else:
-            code_or_none = super().get_code(fullname)
+            code_or_none = super().get_code(fullname)  # may use a valid .pyc
             if code_or_none is None:  # pragma: no cover - a source loader always has code
                 raise ImportError(f"no code for {fullname}", name=fullname)
             code = code_or_none
-            source = importlib.util.decode_source(self.get_data(self.path))
-        path = Path(self.path).resolve()
+            data = self._source if self._source is not None else self.get_data(self.path)
+            source = importlib.util.decode_source(data)
+            self._source = None
+        path = self._graph.canonical(self.path)
         self._record = ModuleRecord(
             fullname, path, source, code, self.is_package(fullname),
             mtime_ns=_mtime_ns(path),
@@ -375,7 +396,7 @@ class _ProjectFinder:
         spec = PathFinder.find_spec(fullname, path, target)
         if spec is None or spec.origin is None or type(spec.loader) is not SourceFileLoader:
             return spec
-        if not self._graph.is_project_file(Path(spec.origin)):
+        if not self._graph.is_project_file(spec.origin):
             return spec
         spec.loader = _ProjectLoader(fullname, spec.origin, self._graph)
         return spec
