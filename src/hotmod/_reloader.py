@@ -26,8 +26,9 @@ from ._commit import Transaction
 from ._errors import ReloadError, RestartRequired, UsageError
 from ._events import Outcome, ReloadResult, Reporter
 from ._graph import ModuleGraph, ModuleRecord
-from ._patch import Reconciler, apply_body_patch
+from ._patch import apply_body_patch
 from ._plan import Plan, make_plan
+from ._reconcile import Reconciler
 from ._stage import Staged, Stager, user_traceback
 
 logger = logging.getLogger(__name__)

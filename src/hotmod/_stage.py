@@ -5,7 +5,7 @@ through the import system, with the project loader handing it the code the
 planner compiled. Cycles, relative imports and packages therefore behave
 exactly as at start-up, and importers staged later in the batch see the
 staged versions. Groups run dependencies first; after each group the
-:class:`~hotmod._patch.Reconciler` says which names changed, and only
+:class:`~hotmod._reconcile.Reconciler` says which names changed, and only
 importers whose import-time code uses a changed name are re-executed too (G5).
 """
 
@@ -23,8 +23,8 @@ from pathlib import Path
 from ._errors import ReloadError, RestartRequired
 from ._graph import MAIN, ModuleGraph
 from ._hot import HotState
-from ._patch import ModuleDelta, Reconciler
 from ._plan import Plan
+from ._reconcile import ModuleDelta, Reconciler
 
 logger = logging.getLogger(__name__)
 
