@@ -35,6 +35,15 @@ class Observation:
     time_ns: int
 
 
+def child_env() -> dict[str, str]:
+    """The environment of a measured program: as on a developer's machine.
+
+    Bytecode caching is on (an inherited PYTHONDONTWRITEBYTECODE would make
+    every start compile hotmod and the project from source).
+    """
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 class Program:
     """A running benchmark program whose stdout lines are observations.
 
@@ -53,6 +62,7 @@ class Program:
             self.proc = subprocess.Popen(
                 self.argv,
                 cwd=cwd,
+                env=child_env(),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=err,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import dis
 import gc
 import importlib
 import importlib.util
@@ -23,7 +24,7 @@ from pathlib import Path
 import pytest
 
 import hotmod
-from hotmod import Outcome, Reloader, ReloadResult, TerminalReporter, UsageError
+from hotmod import Outcome, Reloader, ReloadResult, TerminalReporter, UsageError, _compat
 from hotmod._hot import current
 
 
@@ -360,3 +361,27 @@ def test_reexport_of_a_patched_class_is_not_a_change(project: tuple[Path, Reload
     assert result.reexecuted == ("ra", "rb")
     assert rc.SEEN == ["state"]
     assert rc.Base().who() == "a2"
+
+
+def _imports_by_dis(code: types.CodeType) -> list[tuple[str, int, tuple[str, ...] | None]]:
+    found = []
+    consts: list[object] = []
+    for ins in dis.get_instructions(code):
+        if ins.opname == "LOAD_CONST":
+            consts.append(ins.argval)
+        elif ins.opname == "IMPORT_NAME":
+            level, fromlist = consts[-2], consts[-1]
+            assert isinstance(level, int)
+            found.append((ins.argval, level, fromlist if isinstance(fromlist, tuple) else None))
+    return found
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("module", ["json", "email.message", "asyncio.base_events", "typing"])
+def test_wordcode_import_scan_agrees_with_dis(module: str) -> None:
+    spec = importlib.util.find_spec(module)
+    assert spec is not None
+    assert spec.origin is not None
+    code = compile(Path(spec.origin).read_text(encoding="utf-8"), spec.origin, "exec")
+    for nested in _compat.iter_code_tree(code):
+        assert list(_compat.code_imports(nested)) == _imports_by_dis(nested), nested.co_qualname

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dis
 import sys
 import types
 from collections.abc import Iterator
@@ -138,3 +139,40 @@ def code_docstring(code: types.CodeType) -> str | None:
     """The docstring a function made from ``code`` gets (first constant on 3.11 to 3.13)."""
     first = code.co_consts[0] if code.co_consts else None
     return first if isinstance(first, str) else None
+
+
+_IMPORT_NAME = dis.opmap["IMPORT_NAME"]
+_LOAD_CONST = dis.opmap["LOAD_CONST"]
+_EXTENDED_ARG = dis.opmap["EXTENDED_ARG"]
+_CACHE = dis.opmap.get("CACHE", 0)
+
+
+def code_imports(code: types.CodeType) -> Iterator[tuple[str, int, tuple[str, ...] | None]]:
+    """``(name, level, fromlist)`` of every ``import`` statement in ``code`` itself.
+
+    Reads the wordcode directly (3.11 to 3.13: two bytes per unit, inline
+    ``CACHE`` units, ``LOAD_CONST level; LOAD_CONST fromlist; IMPORT_NAME``):
+    ``dis.get_instructions`` costs ten times as much, at every import.
+    """
+    raw = code.co_code
+    if _IMPORT_NAME not in raw[::2]:
+        return
+    consts, names = code.co_consts, code.co_names
+    previous: list[object] = [None, None]
+    extended = 0
+    for i in range(0, len(raw), 2):
+        op, arg = raw[i], raw[i + 1] | extended
+        if op == _EXTENDED_ARG:
+            extended = arg << 8
+            continue
+        extended = 0
+        if op == _CACHE:
+            continue
+        if op == _LOAD_CONST:
+            previous = [previous[1], consts[arg]]
+            continue
+        if op == _IMPORT_NAME:
+            level, fromlist = previous
+            if isinstance(level, int):
+                yield names[arg], level, fromlist if isinstance(fromlist, tuple) else None
+        previous = [None, None]

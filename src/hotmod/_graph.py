@@ -13,7 +13,6 @@ the constants of that code object, which is how new code is matched to them.
 from __future__ import annotations
 
 import ast
-import dis
 import importlib.util
 import logging
 import os
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
 from pathlib import Path
 
+from ._compat import code_imports
 from ._scan import ModuleInfo, package_of, resolve, scan
 
 logger = logging.getLogger(__name__)
@@ -81,16 +81,11 @@ def bytecode_imports(code: types.CodeType, package: str) -> set[str]:
     stack = [code]
     while stack:
         current = stack.pop()
-        consts: list[object] = []
-        for ins in dis.get_instructions(current):
-            if ins.opname == "LOAD_CONST":
-                consts.append(ins.argval)
-            elif ins.opname == "IMPORT_NAME" and len(consts) >= 2:
-                level, fromlist = consts[-2], consts[-1]
-                base = resolve(package, ins.argval or None, level if isinstance(level, int) else 0)
-                found.add(base)
-                if isinstance(fromlist, tuple):
-                    found.update(f"{base}.{n}" for n in fromlist if n != "*")
+        for name, level, fromlist in code_imports(current):
+            base = resolve(package, name or None, level)
+            found.add(base)
+            if fromlist is not None:
+                found.update(f"{base}.{n}" for n in fromlist if n != "*")
         stack.extend(
             c for c in current.co_consts
             # class bodies run at import time; functions (CO_NEWLOCALS) do not
