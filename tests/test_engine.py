@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import dis
 import gc
 import importlib
@@ -385,3 +386,31 @@ def test_wordcode_import_scan_agrees_with_dis(module: str) -> None:
     code = compile(Path(spec.origin).read_text(encoding="utf-8"), spec.origin, "exec")
     for nested in _compat.iter_code_tree(code):
         assert list(_compat.code_imports(nested)) == _imports_by_dis(nested), nested.co_qualname
+
+
+def test_folder_moved_away_drops_its_modules(tmp_path: Path) -> None:
+    root = tmp_path / "moving"
+    write(root, "pkgmv/__init__.py", "")
+    write(root, "pkgmv/leafmv.py", "X = 1\n")
+    sys.path.insert(0, str(root))
+    collect = _Collect()
+    reloader = Reloader([root], reporter=collect)
+    reloader.install()
+    try:
+        importlib.import_module("pkgmv.leafmv")
+        reloader.start()
+        (root / "pkgmv").rename(root / "elsewhere")
+        deadline = time.monotonic() + 20
+        seen: list[ReloadResult] = []
+        while not any(r.removed for r in seen):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                pytest.fail(f"no reload dropped the moved modules; saw {seen}")
+            with contextlib.suppress(queue.Empty):
+                seen.append(collect.results.get(timeout=remaining))
+        result = next(r for r in seen if r.removed)
+        assert result.outcome is Outcome.APPLIED
+        assert set(result.removed) == {"pkgmv", "pkgmv.leafmv"}
+        assert "pkgmv.leafmv" not in sys.modules
+    finally:
+        reloader.uninstall()

@@ -370,3 +370,20 @@ def test_survives_a_file_name_that_is_not_utf8(tmp_path: Path, watcher: Watcher)
         if batch is not None and resolved(module) <= batch:
             return
     pytest.fail("no batch after the backend failed on a non-UTF-8 file name")
+
+
+# --- folders moved away ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("consumer_knows", [True, False], ids=["known-folder", "unknown-folder"])
+def test_folder_moved_away_is_reported_when_the_consumer_knew_it(
+    tmp_path: Path, make_watcher: MakeWatcher, consumer_knows: bool
+) -> None:
+    package = tmp_path / "pkg"
+    write(package / "mod.py")
+    gone = str(package.resolve())
+    watcher = make_watcher(keep_deleted=lambda path: consumer_knows and path == gone)
+    package.rename(tmp_path / "pkg2")
+    seen = drain(watcher, resolved(tmp_path / "pkg2" / "mod.py"))
+    assert (Path(gone) in seen) is consumer_knows
+    assert (tmp_path / "pkg2" / "mod.py").resolve() in seen  # the folder moved in is scanned

@@ -121,6 +121,7 @@ class ModuleGraph:
         self._counter = 0
         self._importers: dict[str, set[str]] = {}  # module -> project modules importing it
         self._unindexed: list[ModuleRecord] = []
+        self._module_dirs: set[str] = set()  # folders that hold (or held) project modules
 
     # -- project membership ----------------------------------------------------------
     def is_project_file(self, path: Path | str) -> bool:
@@ -194,6 +195,10 @@ class ModuleGraph:
                 self._unindex(previous)
             self.records[record.name] = record
             self.by_path[record.path] = record.name
+            for parent in record.path.parents:
+                if not any(parent.is_relative_to(root) for root in self.roots):
+                    break
+                self._module_dirs.add(str(parent))
             # Scanning imports is deferred (see index()): start-up pays nothing for it.
             self._unindexed.append(record)
 
@@ -246,6 +251,14 @@ class ModuleGraph:
 
     def module_for(self, path: Path) -> str | None:
         return self.by_path.get(path)
+
+    def holds_modules(self, path: str) -> bool:
+        """Whether ``path`` is a folder that held project modules (cheap: a set lookup)."""
+        return path in self._module_dirs
+
+    def modules_under(self, folder: Path) -> set[str]:
+        """Modules whose files are below ``folder`` (asked only when a folder vanished)."""
+        return {name for path, name in list(self.by_path.items()) if path.is_relative_to(folder)}
 
     def importers(self, name: str) -> set[str]:
         """Project modules whose import-time code imports ``name`` (directly)."""

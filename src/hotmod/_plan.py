@@ -126,7 +126,13 @@ def make_plan(
             continue
         module = graph.module_for(path)
         if module is None:
-            plan.ignored.append(path)  # not imported (yet): nothing runs it
+            gone = graph.modules_under(path) if not path.exists() else set()
+            for name in gone:  # a folder moved or deleted: its modules went with it
+                plan.removed.add(name)
+                record = graph.records[name]
+                plan.changes[name] = SourceChange(name, record.path, None, None, None)
+            if not gone:
+                plan.ignored.append(path)  # not imported (yet): nothing runs it
             continue
         record = graph.records[module]
         source = _read(path)

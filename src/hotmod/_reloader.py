@@ -149,7 +149,7 @@ class Reloader:
         try:
             watcher = Watcher(
                 self.roots, debounce_ms=self.debounce_ms, exclude=self.exclude,
-                suffixes=WATCHED_SUFFIXES,
+                suffixes=WATCHED_SUFFIXES, keep_deleted=self.graph.holds_modules,
             )
         except Exception:
             logger.exception("hotmod: cannot watch %s; reloading is off", self.roots)

@@ -107,6 +107,7 @@ _ENV_CACHE_MAX: Final = 4096
 _MAX_RESTARTS: Final = 5
 
 _ADDED: Final = 1  # watchfiles.Change.added
+_DELETED: Final = 3  # watchfiles.Change.deleted
 
 
 def _force_polling_from_env() -> tuple[bool, int]:
@@ -152,7 +153,9 @@ class _PathFilter:
         suffixes: tuple[str, ...],
         ignored_dirs: Iterable[str],
         exclude: Sequence[str],
+        keep_deleted: Callable[[str], bool] | None = None,
     ) -> None:
+        self.keep_deleted = keep_deleted
         self._roots = tuple(sorted(roots, key=len, reverse=True))
         self._prefixes = tuple(r.rstrip(os.sep) + os.sep for r in self._roots)
         self.suffixes = suffixes
@@ -178,6 +181,11 @@ class _PathFilter:
                 # after it appears, so files written into it at once (git
                 # checkout, mkdir && write, mv pkg here) may raise no event.
                 accepted |= self.scan(path)
+            elif change == _DELETED and self.keep_deleted is not None and self.keep_deleted(path):
+                # A directory moved or deleted: its files cannot be listed any
+                # more, so the path itself is reported when the consumer says
+                # it held something it tracks (hotmod: modules below it).
+                accepted.add(path)
         return accepted
 
     def accepts(self, path: str) -> bool:
@@ -357,7 +365,10 @@ class Watcher:
     matches none of the ``exclude`` globs (:mod:`fnmatch` syntax, tried on the
     path relative to its root with ``/`` separators, on the file name and on
     each directory name below the root). Editor lock files and scratch copies
-    (``.#*``, ``flycheck_*``) are always excluded.
+    (``.#*``, ``flycheck_*``) are always excluded. A deleted path of any other
+    kind is reported when ``keep_deleted(path)`` says so: a folder that was
+    moved or removed cannot be listed any more, and only the consumer knows
+    what it held.
 
     Batches: once a change is seen, the watcher waits until no further change
     arrives for ``debounce_ms`` (default 5 ms: a quiet period, so a burst of
@@ -381,6 +392,7 @@ class Watcher:
         exclude: Sequence[str] = (),
         suffixes: Sequence[str] = (".py",),
         ignored_dirs: Iterable[str] = DEFAULT_IGNORED_DIRS,
+        keep_deleted: Callable[[str], bool] | None = None,
     ) -> None:
         if isinstance(roots, str | os.PathLike):
             raise UsageError(f"roots must be a sequence of paths, not the single path {roots!r}")
@@ -405,6 +417,7 @@ class Watcher:
             suffixes=tuple(suffixes),
             ignored_dirs=ignored_dirs,
             exclude=tuple(exclude),
+            keep_deleted=keep_deleted,
         )
         self._shared = _Shared()
         self._closed = False
