@@ -414,3 +414,90 @@ def test_folder_moved_away_drops_its_modules(tmp_path: Path) -> None:
         assert "pkgmv.leafmv" not in sys.modules
     finally:
         reloader.uninstall()
+
+
+CLASSY = """
+    import functools
+
+    CACHE = {}
+
+
+    class Base:
+        def hello(self):
+            return "base"
+
+
+    class Shape(Base):
+        SIDES = 0
+
+        def area(self):
+            return 0
+
+        def gone(self):
+            return "still here"
+"""
+
+
+def test_adding_and_removing_methods_patches_the_class_only(
+    project: tuple[Path, Reloader],
+) -> None:
+    root, reloader = project
+    path = write(root, "shapes.py", CLASSY)
+    shapes = importlib.import_module("shapes")
+    shape_cls, area = shapes.Shape, shapes.Shape.area
+    before = shapes.Shape()
+    shapes.CACHE["filled"] = "at run time"
+    gone = """
+        def gone(self):
+            return "still here"
+    """
+    added = """
+        def greet(self):
+            return "shape+" + super().hello()
+
+        @functools.cached_property
+        def cached(self):
+            return [self.SIDES]
+
+        @property
+        def kind(self):
+            return "polygon"
+
+        def __init_subclass__(cls, **kwargs):
+            cls.registered = True
+    """
+    source = textwrap.dedent(CLASSY)
+    assert textwrap.indent(textwrap.dedent(gone), "    ").strip() in source
+    new = source.replace(
+        textwrap.indent(textwrap.dedent(gone).strip(), "    "),
+        textwrap.indent(textwrap.dedent(added).strip(), "    "),
+    ).replace("SIDES = 0", "SIDES = 4")
+    assert "greet" in new
+    path.write_text(new, encoding="utf-8")
+    result = reloader.apply([path])
+    assert result.outcome is Outcome.APPLIED, result
+    assert result.reexecuted == ()  # the module's top level did not run again
+    assert result.patched == ("shapes",)
+    assert shapes.Shape is shape_cls
+    assert shapes.Shape.area is area
+    assert shapes.CACHE == {"filled": "at run time"}
+    assert before.greet() == "shape+base"  # zero-argument super() in a new method
+    assert before.cached == [4]
+    assert before.kind == "polygon"
+    assert not hasattr(before, "gone")
+
+    # The new __init_subclass__ is a classmethod, as type() would have made it.
+    sub = type("Sub", (shapes.Shape,), {})
+    assert getattr(sub, "registered", None) is True
+
+
+def test_class_statement_changes_still_reexecute(project: tuple[Path, Reloader]) -> None:
+    root, reloader = project
+    path = write(root, "shapes2.py", CLASSY)
+    importlib.import_module("shapes2")
+    new = textwrap.dedent(CLASSY).replace("class Shape(Base):", "class Shape:")
+    path.write_text(new.replace("SIDES = 0", "SIDES = 3"), encoding="utf-8")
+    result = reloader.apply([path])
+    assert result.outcome is Outcome.APPLIED
+    assert result.reexecuted == ("shapes2",)
+    assert any("class replaced" in note for note in result.notes)

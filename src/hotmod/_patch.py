@@ -129,6 +129,7 @@ def body_patches(
     new: types.CodeType,
     *,
     signatures: SignatureProbe | None = None,
+    reshaped: frozenset[str] = frozenset(),
 ) -> tuple[list[BodyPatch], str | None]:
     """The code swaps that turn the live module's functions into ``new``'s.
 
@@ -146,6 +147,8 @@ def body_patches(
             continue  # made at run time from code hotmod did not compile (exec, lambdas in data)
         replacement = new_by_key.get(key)
         if replacement is None:
+            if code.co_qualname.split(".")[0] in reshaped:
+                continue  # a method removed from a class whose body is patched
             return [], f"{code.co_qualname} has no counterpart in the new source"
         signature = signatures(code, replacement) if signatures is not None else None
         if signature is None and _compat.code_equal(code, replacement):
@@ -168,3 +171,93 @@ def apply_body_patch(patch: BodyPatch, tx: Transaction) -> None:
     clear = getattr(patch.cache, "cache_clear", None)
     if callable(clear):
         clear()  # results computed by the old code are stale
+
+
+# Class attributes that are bookkeeping of the class object, not of its body.
+_CLASS_OWN = frozenset({"__dict__", "__weakref__", "__module__", "__qualname__"})
+# type.__new__ wraps these implicitly; a body run outside type() must do the same.
+_IMPLICIT_CLASSMETHODS = frozenset({"__init_subclass__", "__class_getitem__"})
+_IMPLICIT_STATICMETHODS = frozenset({"__new__"})
+
+
+@dataclass
+class ClassPatch:
+    """A plain class whose body changed: its new body ran into ``namespace``."""
+
+    cls: type
+    namespace: dict[str, Any]
+
+    def changed(self) -> set[str]:
+        """Attributes added, removed or no longer equal (existing methods excluded)."""
+        live = self.cls.__dict__
+        names = (set(self.namespace) | set(live)) - _CLASS_OWN - {"__classcell__"}
+        return {
+            n for n in names
+            if not _same_slot(live.get(n, _MISSING), self.namespace.get(n, _MISSING))
+        }
+
+
+_MISSING: Any = object()
+
+
+def run_class_body(
+    cls: type, body: types.CodeType, globals_: dict[str, Any]
+) -> ClassPatch:
+    """Run a top-level class's new body against the live module globals.
+
+    Functions made this way read the live globals; nothing live changes yet.
+    """
+    namespace: dict[str, Any] = {}
+    exec(body, globals_, namespace)
+    namespace.setdefault("__doc__", None)
+    for name in _IMPLICIT_CLASSMETHODS & namespace.keys():
+        if isinstance(namespace[name], types.FunctionType):
+            namespace[name] = classmethod(namespace[name])
+    for name in _IMPLICIT_STATICMETHODS & namespace.keys():
+        if isinstance(namespace[name], types.FunctionType):
+            namespace[name] = staticmethod(namespace[name])
+    return ClassPatch(cls, namespace)
+
+
+def apply_class_patch(patch: ClassPatch, tx: Transaction) -> None:
+    """Set and delete attributes of the live class to match its new body.
+
+    Methods present before and after are left to the body patches (they keep
+    their identity); new ones get the live class in their ``__class__`` cell.
+    """
+    cls, namespace = patch.cls, patch.namespace
+    cell = namespace.get("__classcell__")
+    if isinstance(cell, types.CellType):
+        _compat.set_cell(cell, cls)  # zero-argument super() in the new methods
+    for name in patch.changed():
+        value = namespace.get(name, _MISSING)
+        if value is _MISSING:
+            tx.delattr(cls, name)
+            continue
+        tx.setattr(cls, name, value)
+        set_name = getattr(type(value), "__set_name__", None)
+        if set_name is not None:
+            set_name(value, cls, name)  # cached_property and other descriptors
+
+
+def _same_slot(old: Any, new: Any) -> bool:
+    """Whether a class attribute needs no setattr: equal, or a method patched in place."""
+    if old is _MISSING or new is _MISSING:
+        return old is new
+    if isinstance(old, types.FunctionType) and isinstance(new, types.FunctionType):
+        return True  # the body patch swaps its code
+    if isinstance(old, staticmethod | classmethod) and type(old) is type(new):
+        return isinstance(old.__func__, types.FunctionType) and isinstance(
+            new.__func__, types.FunctionType
+        )
+    if isinstance(old, property) and type(old) is type(new):
+        return all(
+            (getattr(old, p) is None) == (getattr(new, p) is None)
+            for p in ("fget", "fset", "fdel")
+        )
+    if type(old) is not type(new) or isinstance(old, types.FunctionType | type):
+        return False
+    try:
+        return bool(old == new)
+    except Exception:  # objects that cannot be compared: treat as changed
+        return False

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ._errors import ReloadError
 from ._graph import MAIN, ModuleGraph
-from ._patch import BodyPatch, SignatureValues, body_patches
+from ._patch import BodyPatch, ClassPatch, SignatureValues, body_patches, run_class_body
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class SourceChange:
 class Plan:
     changes: dict[str, SourceChange] = field(default_factory=dict)
     patches: dict[str, list[BodyPatch]] = field(default_factory=dict)
+    class_patches: dict[str, list[ClassPatch]] = field(default_factory=dict)
     mutated: dict[str, set[str]] = field(default_factory=dict)  # names behind body patches
     reexec: set[str] = field(default_factory=set)
     removed: set[str] = field(default_factory=set)
@@ -56,7 +57,7 @@ _SIGNATURE_PARTS = ("body", "returns")
 _ARGUMENT_PARTS = ("defaults", "kw_defaults")
 
 
-def skeleton(tree: ast.Module) -> str:
+def skeleton(tree: ast.AST) -> str:
     """The module without function bodies, default values and annotations.
 
     Equal skeletons mean every difference can be patched into live functions
@@ -152,43 +153,107 @@ def make_plan(
         if module in declined:
             plan.restart = plan.restart or f"{module} declined hot reload (hot.decline())"
             continue
-        same_shape = skeleton(record.tree) == skeleton(change.tree)
-        if not same_shape:
+        live = sys.modules.get(module)
+        reshaped = None if live is None else reshaped_classes(record.tree, change.tree)
+        if reshaped is None or (reshaped and module == MAIN):
             if module == MAIN:
                 plan.restart = plan.restart or (
                     f"the top level of the entry script {change.path.name} changed"
                 )
             plan.reexec.add(module)
             continue
-        live = sys.modules.get(module)
-        if live is None:
-            continue
+        assert live is not None
         namespace = live.__dict__
         signatures = Signatures(record.tree, change.tree, change.code, namespace, change.path)
         try:
+            classes = _class_patches(reshaped, namespace, module, change.code)
             patches, reason = body_patches(
-                namespace, module, record.code, change.code, signatures=signatures.changed
+                namespace, module, record.code, change.code, signatures=signatures.changed,
+                reshaped=frozenset(reshaped),
             )
         except ReloadError:
             raise
-        except Exception as exc:  # evaluating a new default or annotation raised
+        except Exception as exc:  # a new class body, default or annotation raised
             raise ReloadError(
                 f"{type(exc).__name__}: {exc}", path=change.path, module=module, phase="stage"
             ) from exc
+        if classes is None:
+            reason = "a class body changed that cannot be patched in place"
         if reason is not None:
             if module == MAIN:
                 plan.restart = plan.restart or f"entry script: {reason}"
             logger.debug("%s: re-executing: %s", module, reason)
             plan.reexec.add(module)
             continue
-        mutated = {p.top for p in patches}
+        assert classes is not None
+        mutated = {p.top for p in patches} | set(reshaped)
         scopes = {p.code.co_qualname.split(".<locals>")[0] for p in patches}
+        for patch in classes:
+            name = patch.cls.__name__
+            changed = patch.changed()
+            scopes |= {f"{name}.{attr}" for attr in changed}
+            if any(not callable(patch.namespace.get(attr)) for attr in changed):
+                scopes.add(name)  # a class-level value: whoever builds the class sees it
         if module != MAIN and scopes & _reached(change.tree, module, record.is_package):
             plan.reexec.add(module)  # import-time code runs a changed function: run it again
             continue
         plan.patches[module] = patches
+        if classes:
+            plan.class_patches[module] = classes
         plan.mutated[module] = mutated
     return plan
+
+
+def reshaped_classes(old: ast.Module, new: ast.Module) -> list[str] | None:
+    """Top-level classes whose bodies alone changed shape; None for any other change.
+
+    The class statements themselves (name, bases, keywords, decorators) must be
+    unchanged and undecorated, and every other statement the same but for
+    function bodies: then the new class bodies can run on their own.
+    """
+    if len(old.body) != len(new.body):
+        return None
+    changed: list[str] = []
+    for before, after in zip(old.body, new.body, strict=True):
+        if skeleton(before) == skeleton(after):
+            continue
+        if not (isinstance(before, ast.ClassDef) and isinstance(after, ast.ClassDef)):
+            return None
+        if after.decorator_list or before.decorator_list or getattr(after, "type_params", None):
+            return None
+        if _class_header(before) != _class_header(after):
+            return None
+        changed.append(after.name)
+    return changed
+
+
+def _class_header(node: ast.ClassDef) -> str:
+    """Name, bases and keywords (metaclass=...) of a class statement."""
+    parts = [ast.dump(b) for b in node.bases]
+    parts += [f"{k.arg}={ast.dump(k.value)}" for k in node.keywords]
+    return f"{node.name}({', '.join(parts)})"
+
+
+def _class_patches(
+    names: list[str], namespace: dict[str, object], module: str, code: types.CodeType
+) -> list[ClassPatch] | None:
+    """Run the new bodies of the reshaped classes; None if one is not a plain class."""
+    patches = []
+    for name in names:
+        cls = namespace.get(name)
+        if not isinstance(cls, type) or type(cls) is not type or cls.__module__ != module:
+            return None  # a metaclass may give the body another namespace or meaning
+        body = next(
+            (c for c in code.co_consts if isinstance(c, types.CodeType) and c.co_qualname == name),
+            None,
+        )
+        if body is None or body.co_freevars:
+            return None
+        patch = run_class_body(cls, body, namespace)
+        if patch.namespace.get("__slots__") != cls.__dict__.get("__slots__"):
+            return None  # a new layout: only a new class can have it
+        patches.append(patch)
+    return patches
 
 
 class Signatures:

@@ -26,7 +26,7 @@ from ._commit import Transaction
 from ._errors import ReloadError, RestartRequired, UsageError
 from ._events import Outcome, ReloadResult, Reporter
 from ._graph import ModuleGraph, ModuleRecord
-from ._patch import apply_body_patch
+from ._patch import apply_body_patch, apply_class_patch
 from ._plan import Plan, make_plan
 from ._reconcile import Reconciler
 from ._stage import Staged, Stager, user_traceback
@@ -283,6 +283,8 @@ class Reloader:
             for patch in patches:
                 apply_body_patch(patch, tx)
                 functions += 1
+            for class_patch in plan.class_patches.get(module, ()):
+                apply_class_patch(class_patch, tx)
         reconciler.commit(tx)
         functions += reconciler.updated_functions
         for name in sorted(plan.removed):
