@@ -501,3 +501,37 @@ def test_class_statement_changes_still_reexecute(project: tuple[Path, Reloader])
     assert result.outcome is Outcome.APPLIED
     assert result.reexecuted == ("shapes2",)
     assert any("class replaced" in note for note in result.notes)
+
+
+def test_imports_by_other_threads_during_staging_are_ordinary(
+    project: tuple[Path, Reloader],
+) -> None:
+    root, reloader = project
+    write(root, "syncpoint.py", """
+        import threading
+        STAGING = threading.Event()
+        GO = threading.Event()
+    """)
+    path = write(root, "slow_mod.py", "X = 1\n")
+    write(root, "bystander.py", "Y = 2\n")
+    importlib.import_module("syncpoint")
+    importlib.import_module("slow_mod")
+    write(root, "slow_mod.py", """
+        import syncpoint
+        syncpoint.STAGING.set()
+        syncpoint.GO.wait(10)
+        raise RuntimeError("this batch fails")
+    """)
+    results: list[ReloadResult] = []
+    worker = threading.Thread(target=lambda: results.append(reloader.apply([path])))
+    worker.start()
+    sync = sys.modules["syncpoint"]
+    try:
+        assert sync.STAGING.wait(10), "staging never started"
+        bystander = importlib.import_module("bystander")  # while the batch is staged
+    finally:
+        sync.GO.set()
+        worker.join(10)
+    assert results[0].outcome is Outcome.FAILED
+    assert sys.modules.get("bystander") is bystander  # not dropped with the failed batch
+    assert "bystander" in reloader.graph.records

@@ -115,9 +115,13 @@ class ModuleGraph:
         self._lock = threading.RLock()
         self._finder: _ProjectFinder | None = None
         # While a batch is staged: the compiled new code the loader must use.
+        # While a batch is staged (by one thread: staging_thread), the code the
+        # loader must use and the records of what the staged code imports.
+        # Imports made meanwhile by the program's other threads are ordinary.
         self.staged_code: dict[str, tuple[str, types.CodeType]] = {}
         self.staged_records: dict[str, ModuleRecord] | None = None
-        self._executing: list[str] = []
+        self.staging_thread: int | None = None
+        self._local = threading.local()  # per thread: the project modules executing
         self._counter = 0
         self._importers: dict[str, set[str]] = {}  # module -> project modules importing it
         self._unindexed: list[ModuleRecord] = []
@@ -330,14 +334,26 @@ class ModuleGraph:
                 visit(node)
         return groups
 
+    def staging_here(self) -> bool:
+        """Whether the calling thread is the one staging a batch."""
+        return self.staging_thread == threading.get_ident()
+
+    @property
+    def _executing(self) -> list[str]:
+        stack: list[str] | None = getattr(self._local, "stack", None)
+        if stack is None:
+            stack = self._local.stack = []
+        return stack
+
     # -- called by the loader -----------------------------------------------------------
     def _loaded(self, record: ModuleRecord) -> None:
         if self._executing:
             importer = self._executing[-1]
-            parent = (self.staged_records or {}).get(importer) or self.records.get(importer)
+            staged = self.staged_records if self.staging_here() else None
+            parent = (staged or {}).get(importer) or self.records.get(importer)
             if parent is not None:
                 parent.imports.add(record.name)
-        if self.staged_records is not None:
+        if self.staged_records is not None and self.staging_here():
             self.staged_records[record.name] = record
         else:
             self.add(record)
@@ -359,7 +375,8 @@ class _ProjectLoader(SourceFileLoader):
         return data
 
     def get_code(self, fullname: str) -> types.CodeType:
-        staged = self._graph.staged_code.get(fullname)
+        graph = self._graph
+        staged = graph.staged_code.get(fullname) if graph.staging_here() else None
         if staged is not None:
             source, code = staged  # what the planner compiled: never re-read, never a .pyc
         else:

@@ -15,6 +15,7 @@ import heapq
 import importlib
 import logging
 import sys
+import threading
 import traceback
 import types
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ class Stager:
         staged = Staged()
         before = set(sys.modules)
         self.graph.staged_records = {}
+        self.graph.staging_thread = threading.get_ident()
         self.hot.begin()
         for name in plan.removed:  # importers staged now must not find a deleted module
             module = sys.modules.pop(name, None)
@@ -74,6 +76,7 @@ class Stager:
             raise
         finally:
             self.graph.staged_code.clear()
+            self.graph.staging_thread = None
         self._restore(staged)
         for name in (self.graph.staged_records or {}):
             if name not in staged.modules and name in sys.modules:
