@@ -535,3 +535,40 @@ def test_imports_by_other_threads_during_staging_are_ordinary(
     assert results[0].outcome is Outcome.FAILED
     assert sys.modules.get("bystander") is bystander  # not dropped with the failed batch
     assert "bystander" in reloader.graph.records
+
+
+def test_installed_packages_changing_needs_a_restart(tmp_path: Path) -> None:
+    root, site_dir = tmp_path / "proj_pkgs", tmp_path / "site-packages"
+    root.mkdir()
+    site_dir.mkdir()
+    collect = _Collect()
+    restarts: list[ReloadResult] = []
+    reloader = Reloader(
+        [root], packages=[site_dir], reporter=collect, on_restart=restarts.append
+    )
+    reloader.start()
+    try:
+        (site_dir / "loose_module.py").write_text("X = 1\n", encoding="utf-8")  # not a marker
+        (site_dir / "requests-9.9.dist-info").mkdir()
+        result = collect.results.get(timeout=20)
+        assert result.outcome is Outcome.RESTART
+        assert "requests-9.9.dist-info" in (result.reason or "")
+        assert [p.name for p in result.paths] == ["requests-9.9.dist-info"]
+        assert restarts == [result]
+    finally:
+        reloader.uninstall()
+    assert not [t for t in threading.enumerate() if t.name.startswith("hotmod-")]
+
+
+def test_default_package_folders_are_this_interpreters(tmp_path: Path) -> None:
+    import site
+
+    reloader = Reloader([tmp_path])
+    expected = {Path(p) for p in site.getsitepackages()} | {Path(site.getusersitepackages())}
+    assert reloader.packages
+    assert set(reloader.packages) <= expected
+    spec = importlib.util.find_spec("watchfiles")  # installed by pip, so in one of them
+    assert spec is not None
+    assert spec.origin is not None
+    assert any(Path(spec.origin).is_relative_to(p) for p in reloader.packages)
+    assert Reloader([tmp_path], packages=()).packages == []

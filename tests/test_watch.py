@@ -387,3 +387,13 @@ def test_folder_moved_away_is_reported_when_the_consumer_knew_it(
     seen = drain(watcher, resolved(tmp_path / "pkg2" / "mod.py"))
     assert (Path(gone) in seen) is consumer_knows
     assert (tmp_path / "pkg2" / "mod.py").resolve() in seen  # the folder moved in is scanned
+
+
+def test_non_recursive_watch_sees_only_the_roots_entries(
+    tmp_path: Path, make_watcher: MakeWatcher
+) -> None:
+    (tmp_path / "sub").mkdir()
+    watcher = make_watcher(recursive=False, step_ms=20)
+    write(tmp_path / "sub" / "deep.py")
+    top = write(tmp_path / "top.py")
+    assert drain(watcher, resolved(top)) == resolved(top)

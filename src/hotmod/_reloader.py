@@ -34,6 +34,21 @@ from ._stage import Staged, Stager, user_traceback
 logger = logging.getLogger(__name__)
 
 WATCHED_SUFFIXES = (".py", ".so", ".pyd")
+# Entries of a site-packages folder that appear or vanish when packages are
+# installed, upgraded or removed (the folder itself is watched, not its tree).
+PACKAGE_MARKERS = (".dist-info", ".egg-info", ".egg-link", ".pth")
+# Installing takes seconds: a slow step keeps this watcher's cost near nothing.
+_PACKAGES_STEP_MS = 50
+
+
+def installed_package_folders() -> list[Path]:
+    """The folders pip installs into for this interpreter (those that exist)."""
+    import site
+
+    found = [Path(p) for p in site.getsitepackages()]
+    if site.ENABLE_USER_SITE:
+        found.append(Path(site.getusersitepackages()))
+    return [p for p in dict.fromkeys(found) if p.is_dir()]
 
 
 class Reloader:
@@ -49,6 +64,9 @@ class Reloader:
 
     ``strict=True`` restarts instead of applying anything that is not provably
     equivalent to a fresh start (e.g. a class replaced while instances live on).
+    ``packages`` are folders of installed packages (default: this interpreter's
+    site-packages; ``()`` for none): a package installed, upgraded or removed
+    there needs a restart, reported like any other.
     ``on_restart(result)`` is called (from the watch thread) when a batch needs a
     restart; without it the result is only reported.
     """
@@ -62,6 +80,7 @@ class Reloader:
         strict: bool = False,
         reporter: Reporter | None = None,
         on_restart: Callable[[ReloadResult], None] | None = None,
+        packages: Sequence[str | os.PathLike[str]] | None = None,
     ) -> None:
         paths = [Path(r).resolve() for r in roots] or [Path.cwd().resolve()]
         for path in paths:
@@ -73,12 +92,17 @@ class Reloader:
         self.strict = strict
         self.reporter = reporter
         self.on_restart = on_restart
+        self.packages = (
+            installed_package_folders() if packages is None
+            else [Path(p) for p in packages if Path(p).is_dir()]
+        )
         self.graph = ModuleGraph(self.roots)
         self.version = 0
         self._pending: set[Path] = set()
         self._lock = threading.RLock()
         self._hot: _hot.HotState | None = None
         self._thread: threading.Thread | None = None
+        self._packages_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
 
@@ -121,15 +145,23 @@ class Reloader:
             target=self._watch, args=(on_ready,), name="hotmod-watch", daemon=True
         )
         self._thread.start()
+        if self.packages:
+            self._packages_thread = threading.Thread(
+                target=self._watch_packages, name="hotmod-packages", daemon=True
+            )
+            self._packages_thread.start()
         if wait:
             self._ready.wait(timeout=30)
 
     def stop(self) -> None:
         """Stop watching (the import hook stays until :meth:`uninstall`)."""
         thread, self._thread = self._thread, None
-        if thread is not None:
+        packages, self._packages_thread = self._packages_thread, None
+        if thread is not None or packages is not None:
             self._stop.set()
-            thread.join(timeout=5)
+        for running in (thread, packages):
+            if running is not None:
+                running.join(timeout=5)
 
     def __enter__(self) -> Reloader:
         self.install()
@@ -171,6 +203,30 @@ class Reloader:
                     logger.exception("hotmod: reload crashed; still watching")
                     continue
                 if result.outcome is Outcome.RESTART and self.on_restart is not None:
+                    self.on_restart(result)
+
+    def _watch_packages(self) -> None:
+        """Report a restart whenever installed packages change."""
+        from ._watch import Watcher
+
+        try:
+            watcher = Watcher(
+                self.packages, debounce_ms=200, suffixes=PACKAGE_MARKERS, ignored_dirs=(),
+                recursive=False, step_ms=_PACKAGES_STEP_MS,
+            )
+        except Exception:
+            logger.exception("hotmod: cannot watch installed packages in %s", self.packages)
+            return
+        with watcher:
+            for batch in watcher.batches(self._stop):
+                names = ", ".join(sorted(p.name for p in batch))
+                result = ReloadResult(
+                    Outcome.RESTART, paths=tuple(sorted(batch)), version=self.version,
+                    reason=f"installed packages changed ({names})",
+                )
+                if self.reporter is not None:
+                    self.reporter.reloaded(result)
+                if self.on_restart is not None:
                     self.on_restart(result)
 
     # -- the entry script ---------------------------------------------------------------

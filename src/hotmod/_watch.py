@@ -123,7 +123,7 @@ def _force_polling_from_env() -> tuple[bool, int]:
     return force, int(delay) if delay.isdecimal() else 300
 
 
-def _open_notify(roots: tuple[str, ...]) -> RustNotify:
+def _open_notify(roots: tuple[str, ...], recursive: bool = True) -> RustNotify:
     """Start the native watcher on ``roots``; watching is live when it returns."""
     force_polling, poll_delay_ms = _force_polling_from_env()
     try:
@@ -132,7 +132,7 @@ def _open_notify(roots: tuple[str, ...]) -> RustNotify:
             bool(os.environ.get("WATCHFILES_DEBUG")),
             force_polling,
             poll_delay_ms,
-            True,  # recursive
+            recursive,
             True,  # skip unreadable sub-directories instead of failing
         )
     except FileNotFoundError as exc:  # a root vanished since we resolved it
@@ -154,8 +154,10 @@ class _PathFilter:
         ignored_dirs: Iterable[str],
         exclude: Sequence[str],
         keep_deleted: Callable[[str], bool] | None = None,
+        recursive: bool = True,
     ) -> None:
         self.keep_deleted = keep_deleted
+        self.recursive = recursive
         self._roots = tuple(sorted(roots, key=len, reverse=True))
         self._prefixes = tuple(r.rstrip(os.sep) + os.sep for r in self._roots)
         self.suffixes = suffixes
@@ -176,7 +178,12 @@ class _PathFilter:
             elif path.endswith(_ENV_MARKERS):
                 # a virtualenv appeared (or vanished): re-check directories.
                 self._env_cache.clear()
-            elif change == _ADDED and os.path.isdir(path) and self._dir_accepted(path):
+            elif (
+                change == _ADDED
+                and self.recursive
+                and os.path.isdir(path)
+                and self._dir_accepted(path)
+            ):
                 # A directory created or moved in: notify starts watching it only
                 # after it appears, so files written into it at once (git
                 # checkout, mkdir && write, mv pkg here) may raise no event.
@@ -310,6 +317,7 @@ def _pump(
     make_notify: Callable[[], RustNotify],
     path_filter: _PathFilter,
     rust_debounce_ms: int,
+    step_ms: int = _STEP_MS,
 ) -> None:
     """Move filtered changes from the native watcher into ``shared`` until closed."""
     failures = 0
@@ -317,7 +325,7 @@ def _pump(
         while not shared.closing.is_set():
             try:
                 # timeout 0: wait until changes or stop; see the module docstring.
-                raw = notify.watch(rust_debounce_ms, _STEP_MS, 0, shared.closing)
+                raw = notify.watch(rust_debounce_ms, step_ms, 0, shared.closing)
             except RuntimeError as exc:
                 # e.g. a file name that is not valid UTF-8 appeared: the native
                 # watcher keeps that error for good, so start a fresh one.
@@ -368,7 +376,9 @@ class Watcher:
     (``.#*``, ``flycheck_*``) are always excluded. A deleted path of any other
     kind is reported when ``keep_deleted(path)`` says so: a folder that was
     moved or removed cannot be listed any more, and only the consumer knows
-    what it held.
+    what it held. ``recursive=False`` watches only the roots' own entries;
+    ``step_ms`` (default 1) is how often the native watcher hands changes over,
+    taking the interpreter lock each time: raise it where latency matters less.
 
     Batches: once a change is seen, the watcher waits until no further change
     arrives for ``debounce_ms`` (default 5 ms: a quiet period, so a burst of
@@ -393,11 +403,15 @@ class Watcher:
         suffixes: Sequence[str] = (".py",),
         ignored_dirs: Iterable[str] = DEFAULT_IGNORED_DIRS,
         keep_deleted: Callable[[str], bool] | None = None,
+        recursive: bool = True,
+        step_ms: int = _STEP_MS,
     ) -> None:
         if isinstance(roots, str | os.PathLike):
             raise UsageError(f"roots must be a sequence of paths, not the single path {roots!r}")
         if not roots:
             raise UsageError("no directory to watch: roots is empty")
+        if step_ms < 1:
+            raise UsageError(f"step_ms must be at least 1, got {step_ms}")
         if debounce_ms < 0 or max_window_ms < 0:
             raise UsageError(
                 f"debounce_ms and max_window_ms must be >= 0, got {debounce_ms}, {max_window_ms}"
@@ -418,10 +432,13 @@ class Watcher:
             ignored_dirs=ignored_dirs,
             exclude=tuple(exclude),
             keep_deleted=keep_deleted,
+            recursive=recursive,
         )
         self._shared = _Shared()
         self._closed = False
-        make_notify = functools.partial(_open_notify, tuple(str(r) for r in self.roots))
+        make_notify = functools.partial(
+            _open_notify, tuple(str(r) for r in self.roots), recursive
+        )
         notify = make_notify()
         self._thread = threading.Thread(
             target=_pump,
@@ -432,7 +449,8 @@ class Watcher:
                 self._filter,
                 # Native grouping of a stream of distinct changes: hand them over
                 # at least this often so our own quiet-period clock stays exact.
-                max(_STEP_MS, min(debounce_ms, max_window_ms)),
+                max(step_ms, min(debounce_ms, max_window_ms)),
+                step_ms,
             ),
             name=f"hotmod-watch:{self.roots[0].name}",
             daemon=True,
