@@ -118,16 +118,7 @@ class PathFilter:
 
     def accepts(self, path: str) -> bool:
         """Whether a changed file at ``path`` (with a watched suffix) matters."""
-        located = self._split(path)
-        if located is None:
-            return False
-        root, parts = located
-        dirs = parts[:-1]
-        if any(self._ignored_dir(d) for d in dirs):
-            return False
-        if self._excluded(parts):
-            return False
-        return not self._in_env(root, dirs)
+        return self._allowed(path, is_file=True)
 
     def scan(self, directory: str) -> set[str]:
         """Every accepted file below ``directory`` (itself accepted)."""
@@ -142,14 +133,19 @@ class PathFilter:
         return found
 
     def _dir_accepted(self, path: str) -> bool:
+        return self._allowed(path, is_file=False)
+
+    def _allowed(self, path: str, *, is_file: bool) -> bool:
+        """Under a root, in no ignored folder or virtualenv, matching no exclude."""
         located = self._split(path)
         if located is None:
             return False
         root, parts = located
+        dirs = parts[:-1] if is_file else parts
         return (
-            not any(self._ignored_dir(d) for d in parts)
+            not any(self._ignored_dir(d) for d in dirs)
             and not self._excluded(parts)
-            and not self._in_env(root, parts)
+            and not self._in_env(root, dirs)
         )
 
     def _split(self, path: str) -> tuple[str, list[str]] | None:

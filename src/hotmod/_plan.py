@@ -20,6 +20,7 @@ from pathlib import Path
 from ._errors import ReloadError
 from ._graph import MAIN, ModuleGraph
 from ._patch import BodyPatch, ClassPatch, SignatureValues, body_patches, run_class_body
+from ._scan import ModuleInfo, scan
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,16 @@ class SourceChange:
     source: str | None
     tree: ast.Module | None
     code: types.CodeType | None
+    is_package: bool = False
+    _info: ModuleInfo | None = None
+
+    @property
+    def info(self) -> ModuleInfo:
+        """What the new source imports and uses at import time (scanned once)."""
+        if self._info is None:
+            assert self.tree is not None, "a deleted module has no source to scan"
+            self._info = scan(self.tree, self.module, is_package=self.is_package)
+        return self._info
 
 
 @dataclass
@@ -144,7 +155,9 @@ def make_plan(
         if source == record.source:
             continue
         tree, code = compile_source(source, path, module)
-        plan.changes[module] = SourceChange(module, path, source, tree, code)
+        plan.changes[module] = SourceChange(
+            module, path, source, tree, code, is_package=record.is_package
+        )
 
     for module, change in plan.changes.items():
         if change.tree is None or change.code is None:
@@ -194,7 +207,7 @@ def make_plan(
             scopes |= {f"{name}.{attr}" for attr in changed}
             if any(not callable(patch.namespace.get(attr)) for attr in changed):
                 scopes.add(name)  # a class-level value: whoever builds the class sees it
-        if module != MAIN and scopes & _reached(change.tree, module, record.is_package):
+        if module != MAIN and scopes & change.info.reached_scopes:
             plan.reexec.add(module)  # import-time code runs a changed function: run it again
             continue
         plan.patches[module] = patches
@@ -330,12 +343,6 @@ def _dump_list(items: object) -> str:
     if not isinstance(items, list):
         return repr(items)
     return repr([ast.dump(i) if isinstance(i, ast.AST) else i for i in items])
-
-
-def _reached(tree: ast.Module, module: str, is_package: bool) -> set[str]:
-    from ._scan import scan
-
-    return set(scan(tree, module, is_package=is_package).reached_scopes)
 
 
 def _native_loaded(path: Path) -> bool:

@@ -14,6 +14,7 @@ import dataclasses
 import enum
 import functools
 import logging
+import operator
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -246,7 +247,7 @@ class Reconciler:
                 if not _same_function(value, previous):
                     return False
             elif isinstance(value, staticmethod | classmethod | property | type):
-                if not _same_descriptor_code(value, previous):
+                if not _same_descriptor(value, previous, _same_function):
                     return False
             elif _is_enum(new) and attr in new.__members__:  # type: ignore[attr-defined]
                 continue
@@ -379,10 +380,10 @@ class Reconciler:
             current = old.__dict__.get(attr, _MISSING)
             if current is mapped:
                 continue
-            if isinstance(current, staticmethod | classmethod | property) and _same_descriptor(
-                current, mapped
-            ):
-                continue
+            if isinstance(
+                current, staticmethod | classmethod | property
+            ) and _same_descriptor(current, mapped, operator.is_):
+                continue  # its functions were patched in place
             tx.setattr(old, attr, mapped)
         for attr in [a for a in old.__dict__ if a not in new.__dict__]:
             if attr in _CLASS_LOCAL or _is_layout_descriptor(old.__dict__[attr]):
@@ -452,36 +453,28 @@ def _raw_restore(cls: type, attr: str, value: Any) -> None:
         type.__setattr__(cls, attr, value)
 
 
-def _same_function(a: types.FunctionType, b: Any) -> bool:
+def _same_function(a: Any, b: Any) -> bool:
+    """Functions that behave the same: code (line numbers aside) and defaults."""
     return (
-        isinstance(b, types.FunctionType)
+        isinstance(a, types.FunctionType)
+        and isinstance(b, types.FunctionType)
         and _compat.code_fingerprint(a.__code__) == _compat.code_fingerprint(b.__code__)
         and _equal(a.__defaults__, b.__defaults__)
         and _equal(a.__kwdefaults__, b.__kwdefaults__)
     )
 
 
-def _same_descriptor_code(a: Any, b: Any) -> bool:
-    """Descriptors or nested classes that behave the same (compared by code)."""
+def _same_descriptor(a: Any, b: Any, same: Callable[[Any, Any], bool]) -> bool:
+    """Descriptors (or nested classes) of one kind whose functions are ``same``."""
     if type(a) is not type(b):
         return False
     if isinstance(a, type):
         return a is b
     if isinstance(a, property):
         parts = [(getattr(a, p), getattr(b, p)) for p in ("fget", "fset", "fdel")]
-        return all(
-            (x is None and y is None) or (x is not None and y is not None and _same_function(x, y))
-            for x, y in parts
-        )
-    return _same_function(a.__func__, b.__func__)
-
-
-def _same_descriptor(a: Any, b: Any) -> bool:
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, property):
-        return all(getattr(a, p) is getattr(b, p) for p in ("fget", "fset", "fdel"))
-    return bool(a.__func__ is b.__func__)
+    else:
+        parts = [(a.__func__, b.__func__)]
+    return all((x is None) == (y is None) and (x is None or same(x, y)) for x, y in parts)
 
 
 def _is_layout_descriptor(value: object) -> bool:

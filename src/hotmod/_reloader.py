@@ -291,14 +291,14 @@ class Reloader:
         notes = tuple(n for d in staged.deltas.values() for n in d.notes)
         if self.strict and notes:
             hot.end()
-            self._discard(staged)
+            Stager(self.graph, hot).abandon(staged.new)
             return result(Outcome.RESTART, reason=f"--strict: {notes[0]}")
         try:
             functions = self._commit(plan, staged, reconciler, tx)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            self._discard(staged)
+            Stager(self.graph, hot).abandon(staged.new)
             try:
                 tx.rollback()
             except ReloadError as rollback_error:
@@ -362,21 +362,13 @@ class Reloader:
             self.graph.remove(name)
         return functions
 
-    def _discard(self, staged: Staged) -> None:
-        """Forget a staged batch that will not be committed."""
-        assert self._hot is not None
-        self.graph.staged_records = None
-        self._hot.restore_data()
-        for name in staged.new:
-            sys.modules.pop(name, None)
-
     def _record_sources(self, plan: Plan) -> None:
         for name, change in plan.changes.items():
             record = self.graph.records.get(name)
             if record is None or change.source is None or change.code is None:
                 continue
             record.source, record.code = change.source, change.code
-            record._tree, record._info = change.tree, None
+            record._tree, record._info = change.tree, change._info
             with contextlib.suppress(OSError):
                 record.mtime_ns = change.path.stat().st_mtime_ns
 

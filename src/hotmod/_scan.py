@@ -56,7 +56,6 @@ class ModuleInfo:
     star: tuple[str, ...]  # modules imported with ``from m import *``
     imports: frozenset[str]  # modules imported by import-time code (absolute)
     lazy_imports: frozenset[str]  # modules imported only inside function bodies
-    defined: frozenset[str]  # top-level names this module defines (def/class/assign)
     reached: Refs  # loads by import-time code, closed over reachable local functions
     reached_scopes: frozenset[str]  # functions and methods ("f", "C.m") import-time code runs
 
@@ -197,16 +196,6 @@ def _loads(nodes: list[ast.stmt] | list[ast.expr], *, skip_bodies: bool) -> Refs
     return visitor.refs
 
 
-def _defined_names(stmt: ast.stmt) -> set[str]:
-    if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-        return {stmt.name}
-    return {
-        node.id
-        for node in ast.walk(stmt)
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
-    }
-
-
 def scan(tree: ast.Module, name: str, *, is_package: bool) -> ModuleInfo:
     """Read imports, bindings and import-time loads of module ``name`` from ``tree``."""
     package = package_of(name, is_package=is_package)
@@ -215,7 +204,6 @@ def scan(tree: ast.Module, name: str, *, is_package: bool) -> ModuleInfo:
     imports: set[str] = set()
     lazy: set[str] = set()
     scopes: dict[str, Refs] = {}
-    defined: set[str] = set()
 
     def record_import(node: ast.Import | ast.ImportFrom, *, at_import_time: bool) -> None:
         target = imports if at_import_time else lazy
@@ -268,7 +256,6 @@ def scan(tree: ast.Module, name: str, *, is_package: bool) -> ModuleInfo:
     toplevel = _loads(tree.body, skip_bodies=True)
     classes: dict[str, str] = {}  # method scope -> its class
     for stmt in tree.body:
-        defined |= _defined_names(stmt)
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
             scopes[stmt.name] = _loads(stmt.body, skip_bodies=False)
         elif isinstance(stmt, ast.ClassDef):
@@ -305,7 +292,6 @@ def scan(tree: ast.Module, name: str, *, is_package: bool) -> ModuleInfo:
         star=tuple(star),
         imports=frozenset(imports),
         lazy_imports=frozenset(lazy - imports),
-        defined=frozenset(defined),
         reached=reached,
         reached_scopes=frozenset(seen),
     )

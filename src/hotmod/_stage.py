@@ -18,6 +18,7 @@ import sys
 import threading
 import traceback
 import types
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,12 +68,9 @@ class Stager:
             self._stage_all(plan, reconciler, staged, accepted)
         except BaseException:
             self._restore(staged)
-            for name in set(sys.modules) - before:
-                if name in (self.graph.staged_records or {}):
-                    del sys.modules[name]
-            self.graph.staged_records = None
+            first_imported = set(sys.modules) - before
             self.hot.end()
-            self.hot.restore_data()
+            self.abandon(n for n in first_imported if n in (self.graph.staged_records or {}))
             raise
         finally:
             self.graph.staged_code.clear()
@@ -155,12 +153,10 @@ class Stager:
     ) -> bool:
         for member in group:
             change = plan.changes.get(member)
-            record = self.graph.records[member]
-            info = record.info
             if change is not None and change.tree is not None:
-                from ._scan import scan
-
-                info = scan(change.tree, member, is_package=record.is_package)
+                info = change.info  # its new source, scanned once for the whole batch
+            else:
+                info = self.graph.records[member].info
             for dep in self.graph.dependencies(member) & deltas.keys():
                 rebound, mutated = deltas[dep]
                 if dep in group or dep in accepted:
@@ -202,6 +198,16 @@ class Stager:
             if name in staged.live and name not in staged.modules:
                 staged.modules[name] = sys.modules[name]
                 staged.order.append(name)
+
+    def abandon(self, new_modules: Iterable[str]) -> None:
+        """Forget a staged batch that will not be committed.
+
+        ``new_modules`` were first imported by the staged code: they go too.
+        """
+        for name in list(new_modules):
+            sys.modules.pop(name, None)
+        self.graph.staged_records = None
+        self.hot.restore_data()
 
     def _restore(self, staged: Staged) -> None:
         """Put the live modules back in ``sys.modules`` and on their parent packages."""
