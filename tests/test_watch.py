@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from hotmod._errors import UsageError
-from hotmod._watch import DEFAULT_IGNORED_DIRS, Watcher
+from hotmod._watch.watcher import DEFAULT_IGNORED_DIRS, Watcher
 
 DEADLINE_S = 10.0  # the longest any expected change may take to show up
 SETTLE_MS = 300  # this long without a batch means the file system has gone quiet

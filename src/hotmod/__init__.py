@@ -5,10 +5,10 @@ process, all or nothing. ``hotmod run script.py`` from the shell, or embed a
 :class:`Reloader`; modules take part with :func:`hot` and :func:`keep`.
 """
 
+from ._engine.reloader import Reloader
 from ._errors import HotmodError, ReloadError, RestartRequired, RollbackError, UsageError
 from ._events import JsonLinesReporter, Outcome, ReloadResult, Reporter, TerminalReporter
 from ._hot import Handle, hot, keep
-from ._reloader import Reloader
 from ._version import __version__
 
 __all__ = [

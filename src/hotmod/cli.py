@@ -12,8 +12,8 @@ from typing import NoReturn
 
 from ._errors import HotmodError, UsageError
 from ._events import Fanout, JsonLinesReporter, Reporter, TerminalReporter
-from ._runner import Target, default_roots, restart_process, run
-from ._staticgraph import static_graph
+from ._run.runner import Target, default_roots, restart_process, run
+from ._run.staticgraph import static_graph
 from ._version import __version__
 
 EXIT_USAGE = 2
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(target: Target, args: argparse.Namespace) -> int:
-    from ._reloader import Reloader
+    from ._engine.reloader import Reloader
 
     verbosity = 0 if args.quiet else 2 if args.verbose else 1
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from ._errors import RollbackError
+from .._errors import RollbackError
 
 logger = logging.getLogger(__name__)
 

@@ -22,11 +22,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._errors import ReloadError, RestartRequired
-from ._graph import MAIN, ModuleGraph
-from ._hot import HotState
-from ._plan import Plan
-from ._reconcile import ModuleDelta, Reconciler
+from .._errors import ReloadError, RestartRequired
+from .._hot import HotState
+from .graph import MAIN, ModuleGraph
+from .plan import Plan
+from .reconcile import ModuleDelta, Reconciler
 
 logger = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ def _stage_error(exc: BaseException, module: str, graph: ModuleGraph) -> ReloadE
 def user_traceback(exc: BaseException) -> str:
     """The traceback of ``exc`` without hotmod's and importlib's own frames."""
     te = traceback.TracebackException.from_exception(exc)
-    hotmod_dir = str(Path(__file__).parent)
+    hotmod_dir = str(Path(__file__).parent.parent)
     te.stack = traceback.StackSummary.from_list(
         [
             f for f in te.stack

@@ -42,8 +42,8 @@ from typing import Final, Literal
 
 from watchfiles._rust_notify import RustNotify
 
-from ._errors import UsageError
-from ._pathfilter import DEFAULT_IGNORED_DIRS, PathFilter
+from .._errors import UsageError
+from .pathfilter import DEFAULT_IGNORED_DIRS, PathFilter
 
 __all__ = ["DEFAULT_IGNORED_DIRS", "Watcher"]
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
 from pathlib import Path
 
-from ._compat import code_imports
-from ._scan import ModuleInfo, package_of, resolve, scan
+from .._compat import code_imports
+from .scan import ModuleInfo, package_of, resolve, scan
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import _compat
-from ._commit import Transaction
+from .. import _compat
+from .undo import Transaction
 
 logger = logging.getLogger(__name__)
 

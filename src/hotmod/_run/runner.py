@@ -22,10 +22,10 @@ import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._errors import UsageError
-from ._events import Fanout, ReloadResult, Reporter, Started
-from ._graph import MAIN
-from ._reloader import Reloader
+from .._engine.graph import MAIN
+from .._engine.reloader import Reloader
+from .._errors import UsageError
+from .._events import Fanout, ReloadResult, Reporter, Started
 
 logger = logging.getLogger(__name__)
 

@@ -21,15 +21,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from . import _hot
-from ._commit import Transaction
-from ._errors import ReloadError, RestartRequired, UsageError
-from ._events import Outcome, ReloadResult, Reporter
-from ._graph import ModuleGraph, ModuleRecord
-from ._patch import apply_body_patch, apply_class_patch
-from ._plan import Plan, make_plan
-from ._reconcile import Reconciler
-from ._stage import Staged, Stager, user_traceback
+from .. import _hot
+from .._errors import ReloadError, RestartRequired, UsageError
+from .._events import Outcome, ReloadResult, Reporter
+from .graph import ModuleGraph, ModuleRecord
+from .patch import apply_body_patch, apply_class_patch
+from .plan import Plan, make_plan
+from .reconcile import Reconciler
+from .stage import Staged, Stager, user_traceback
+from .undo import Transaction
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class Reloader:
         self.uninstall()
 
     def _watch(self, on_ready: Callable[[], None] | None) -> None:
-        from ._watch import Watcher  # imported here: watchfiles costs start-up time
+        from .._watch.watcher import Watcher  # imported here: watchfiles costs start-up time
 
         try:
             watcher = Watcher(
@@ -207,7 +207,7 @@ class Reloader:
 
     def _watch_packages(self) -> None:
         """Report a restart whenever installed packages change."""
-        from ._watch import Watcher
+        from .._watch.watcher import Watcher
 
         try:
             watcher = Watcher(

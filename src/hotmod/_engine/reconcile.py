@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _compat
-from ._commit import Transaction
+from .. import _compat
+from .undo import Transaction
 
 logger = logging.getLogger(__name__)
 

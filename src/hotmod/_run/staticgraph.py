@@ -7,10 +7,10 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from ._errors import UsageError
-from ._graph import IGNORED_DIRS, MAIN
-from ._runner import Target, default_roots
-from ._scan import scan
+from .._engine.graph import IGNORED_DIRS, MAIN
+from .._engine.scan import scan
+from .._errors import UsageError
+from .runner import Target, default_roots
 
 
 def _find(name: str, roots: list[Path]) -> tuple[Path, bool] | None:

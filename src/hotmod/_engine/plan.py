@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._errors import ReloadError
-from ._graph import MAIN, ModuleGraph
-from ._patch import BodyPatch, ClassPatch, SignatureValues, body_patches, run_class_body
-from ._scan import ModuleInfo, scan
+from .._errors import ReloadError
+from .graph import MAIN, ModuleGraph
+from .patch import BodyPatch, ClassPatch, SignatureValues, body_patches, run_class_body
+from .scan import ModuleInfo, scan
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Running programs under hotmod: ``hotmod run``'s runner and ``hotmod graph``."""

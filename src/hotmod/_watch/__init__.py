@@ -1,0 +1,1 @@
+"""Watch: debounced batches of changed files (watchfiles' native backend)."""
