@@ -12,7 +12,10 @@
 
 from __future__ import annotations
 
+import collections
 import dis
+import itertools
+import operator
 import sys
 import types
 from collections.abc import Iterator
@@ -121,6 +124,20 @@ def update_function(target: types.FunctionType, source: types.FunctionType) -> N
     target.__annotations__ = source.__annotations__
     for attr in _FUNCTION_META_312:
         setattr(target, attr, getattr(source, attr))
+
+
+def replace_dict(target: dict[str, Any], items: dict[str, Any]) -> None:
+    """Make ``target`` hold exactly ``items``, in their order, in one uninterrupted step.
+
+    A module's namespace is rebuilt in the new version's key order (what a
+    fresh start would have). ``clear`` then ``update`` from Python would let
+    another thread run between the two and see an empty module; driven from
+    C (``deque`` consuming ``starmap`` over C callables) no bytecode runs in
+    between, so the eval loop never switches threads. Old values stay
+    referenced by the caller, so no ``__del__`` runs meanwhile either.
+    """
+    steps: list[tuple[Any, ...]] = [(target.clear,), (target.update, items)]
+    collections.deque(itertools.starmap(operator.call, steps), maxlen=0)
 
 
 def set_cell(cell: types.CellType, value: Any) -> None:

@@ -60,9 +60,10 @@ class Handle:
         """Any change to this module restarts the program instead of reloading it."""
         self.declined = True
 
-    def run_dispose(self) -> None:
-        for hook in self._dispose:
-            hook(self.data)
+    @property
+    def dispose_hooks(self) -> list[DisposeHook]:
+        """The registered dispose hooks, in registration order."""
+        return list(self._dispose)
 
 
 @dataclass

@@ -4,21 +4,22 @@ For a module whose edit touched only function bodies (and signatures),
 :func:`body_patches` matches each new code object to the live functions
 running the old one; :func:`apply_body_patch` swaps ``__code__`` (and new
 defaults and annotations), registering the undo with the batch's
-:class:`~hotmod._commit.Transaction`. Functions keep their identity, so
+:class:`~hotmod._engine.undo.UndoLog`. Functions keep their identity, so
 aliases, callbacks and instances see the new code at once.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import logging
 import types
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _compat
-from .undo import Transaction
+from .undo import UndoLog
 
 logger = logging.getLogger(__name__)
 
@@ -47,28 +48,99 @@ def code_index(code: types.CodeType) -> tuple[dict[CodeKey, types.CodeType], dic
     return by_key, by_id
 
 
+def instance_dict(obj: object) -> dict[str, Any] | None:
+    """``obj.__dict__`` read without running any of ``obj``'s own code.
+
+    ``object.__getattribute__`` skips ``__getattr__``/``__getattribute__``
+    overrides (Werkzeug's ``LocalProxy`` raises ``RuntimeError`` on any
+    attribute outside a request); only a plain dict is returned.
+    """
+    try:
+        found = object.__getattribute__(obj, "__dict__")
+    except Exception:  # no __dict__ (slots, C objects) or an odd descriptor
+        return None
+    return found if type(found) is dict else None
+
+
+def static_attr(obj: object, name: str) -> Any:
+    """An attribute stored in ``obj``'s own ``__dict__`` (never computed), else None."""
+    found = instance_dict(obj)
+    return None if found is None else found.get(name)
+
+
+def is_cache(obj: object) -> bool:
+    """An ``lru_cache``/``cache`` wrapper (results to clear when the code changes)."""
+    return type(obj) is _LRU_WRAPPER
+
+
+_LRU_WRAPPER = type(functools.lru_cache(maxsize=None)(lambda: None))
+_CONTAINERS = (dict, list, tuple, set, frozenset)
+
+
 def _children(obj: object) -> Iterator[object]:
-    """Objects reachable from a function, descriptor or class that may hold functions."""
-    if isinstance(obj, types.FunctionType):
-        wrapped = obj.__dict__.get("__wrapped__")
+    """Objects reachable from a function, descriptor or class that may hold functions.
+
+    Only types are consulted and only stored attributes read: inspecting a
+    module must never call into user objects (proxies, lazy objects).
+    """
+    kind = type(obj)
+    if kind is types.FunctionType:
+        func: types.FunctionType = obj  # type: ignore[assignment]
+        wrapped = func.__dict__.get("__wrapped__")
         if wrapped is not None:
             yield wrapped
-        for cell in obj.__closure__ or ():
+        for cell in func.__closure__ or ():
             filled, value = _compat.cell_value(cell)
-            if filled and isinstance(value, types.FunctionType | type):
+            if filled:
                 yield value
-    elif isinstance(obj, staticmethod | classmethod):
-        yield obj.__func__
-    elif isinstance(obj, property):
-        yield from (f for f in (obj.fget, obj.fset, obj.fdel) if f is not None)
-    elif isinstance(obj, functools.partial | functools.cached_property):
-        yield obj.func
-    elif isinstance(obj, type):
-        yield from obj.__dict__.values()
+    elif issubclass(kind, staticmethod | classmethod):
+        yield obj.__func__  # type: ignore[attr-defined]
+    elif issubclass(kind, property):
+        yield from (f for f in (obj.fget, obj.fset, obj.fdel) if f is not None)  # type: ignore[attr-defined]
+    elif issubclass(kind, functools.partial | functools.cached_property):
+        yield obj.func  # type: ignore[attr-defined]
+    elif issubclass(kind, type):
+        yield from list(obj.__dict__.values())
+    elif kind in _CONTAINERS:
+        values: Any = obj.values() if kind is dict else obj  # type: ignore[attr-defined]
+        yield from list(values)
     else:
-        wrapped = getattr(obj, "__wrapped__", None) if callable(obj) else None
-        if wrapped is not None:  # lru_cache and other C wrappers
-            yield wrapped
+        # lru_cache and other C wrappers keep ``__wrapped__`` in their __dict__;
+        # registries, callable objects and command objects (click, Celery)
+        # keep the function among their attributes.
+        attrs = instance_dict(obj)
+        if attrs is not None:
+            yield from list(attrs.values())
+
+
+def _may_hold(obj: object, module: str) -> bool:
+    """Whether walking into ``obj`` can find this module's functions (cheap type tests)."""
+    kind = type(obj)
+    if kind is types.FunctionType or kind in _CONTAINERS or kind is _LRU_WRAPPER:
+        return True
+    if issubclass(kind, type):
+        return bool(obj.__dict__.get("__module__") == module)
+    if issubclass(kind, _HOLDERS):
+        return True
+    if kind is types.ModuleType or kind.__module__ == "builtins":
+        return False
+    # An instance: worth a look when its class comes from this module (a
+    # registry or callable defined here) or it is callable (a decorator's
+    # object, such as a click command holding ``callback``).
+    return kind.__module__ == module or "__call__" in _type_dict_chain(kind)
+
+
+def _type_dict_chain(kind: type) -> set[str]:
+    names: set[str] = set()
+    for base in kind.__mro__[:-1]:  # object itself is callable-agnostic
+        names.update(base.__dict__)
+    return names
+
+
+# Bounds on the walk of a module's namespace: a module holding a large data
+# structure must not make every body edit slow.
+_WALK_BUDGET = 20_000
+_WALK_DEPTH = 6
 
 
 def own_functions(
@@ -79,24 +151,28 @@ def own_functions(
     Yields ``(top-level name, function, cache)`` where ``cache`` is an
     ``lru_cache``-style wrapper in front of the function (to clear), if any.
     Only functions whose globals are ``namespace`` count: an imported function
-    belongs to its own module.
+    belongs to its own module. Objects that hold functions (wrappers,
+    registries, callable objects, containers) are walked, within a budget.
     """
     seen: set[int] = set()
+    budget = _WALK_BUDGET
     for top, value in list(namespace.items()):
-        stack: list[tuple[object, object | None]] = [(value, None)]
-        while stack:
-            obj, cache = stack.pop()
-            if id(obj) in seen:
+        stack: list[tuple[object, object | None, int]] = [(value, None, 0)]
+        while stack and budget > 0:
+            obj, cache, depth = stack.pop()
+            if id(obj) in seen or depth > _WALK_DEPTH:
                 continue
-            if isinstance(obj, type) and obj.__module__ != module:
-                continue
-            if not (isinstance(obj, _HOLDERS) or hasattr(obj, "cache_clear")):
+            try:
+                if not _may_hold(obj, module):
+                    continue
+            except Exception:  # a metaclass with odd attributes: not ours to inspect
                 continue
             seen.add(id(obj))
-            if isinstance(obj, types.FunctionType) and obj.__globals__ is namespace:
+            budget -= 1
+            if type(obj) is types.FunctionType and obj.__globals__ is namespace:
                 yield top, obj, cache
-            next_cache = obj if hasattr(obj, "cache_clear") else cache
-            stack.extend((child, next_cache) for child in _children(obj))
+            next_cache = obj if is_cache(obj) else cache
+            stack.extend((child, next_cache, depth + 1) for child in _children(obj))
 
 
 @dataclass(frozen=True)
@@ -130,36 +206,57 @@ def body_patches(
     *,
     signatures: SignatureProbe | None = None,
     reshaped: frozenset[str] = frozenset(),
-) -> tuple[list[BodyPatch], str | None]:
+) -> tuple[list[BodyPatch], str | None, list[str]]:
     """The code swaps that turn the live module's functions into ``new``'s.
 
-    Returns ``(patches, reason)``; ``reason`` says why the edit cannot be done
-    by swapping code alone (the caller then re-executes the module).
+    Returns ``(patches, reason, unmatched)``; ``reason`` says why the edit
+    cannot be done by swapping code alone (the caller then re-executes the
+    module); ``unmatched`` names functions whose code changed but which no
+    live function reachable from the module runs (nested functions excepted:
+    their live closures are found by :mod:`~hotmod._engine.closures`).
     """
     old_by_key, old_by_id = code_index(old)
     new_by_key, _ = code_index(new)
     old_by_pos = {(c.co_qualname, c.co_firstlineno): k for k, c in old_by_key.items()}
     patches: list[BodyPatch] = []
+    found: set[CodeKey] = set()
     for top, func, cache in own_functions(namespace, module):
         code = func.__code__
         key = old_by_id.get(id(code)) or old_by_pos.get((code.co_qualname, code.co_firstlineno))
         if key is None:
             continue  # made at run time from code hotmod did not compile (exec, lambdas in data)
+        found.add(key)
         replacement = new_by_key.get(key)
         if replacement is None:
             if code.co_qualname.split(".")[0] in reshaped:
                 continue  # a method removed from a class whose body is patched
-            return [], f"{code.co_qualname} has no counterpart in the new source"
+            return [], f"{code.co_qualname} has no counterpart in the new source", []
         signature = signatures(code, replacement) if signatures is not None else None
         if signature is None and _compat.code_equal(code, replacement):
             continue
         if not _compat.can_swap_code(func, replacement):
-            return [], f"{code.co_qualname}: closure variables changed"
+            return [], f"{code.co_qualname}: closure variables changed", []
         patches.append(BodyPatch(func, replacement, top, cache, signature))
-    return patches, None
+    unmatched = sorted(
+        key[0] for key, code in old_by_key.items()
+        if key not in found
+        and _is_named_function(code)
+        and "<locals>" not in key[0]
+        and key in new_by_key
+        and not _compat.code_equal(code, new_by_key[key])
+    )
+    return patches, None, unmatched
 
 
-def apply_body_patch(patch: BodyPatch, tx: Transaction) -> None:
+_CO_OPTIMIZED = 0x0001  # functions (not module or class bodies)
+
+
+def _is_named_function(code: types.CodeType) -> bool:
+    """A ``def`` (not a lambda, comprehension or class body)."""
+    return bool(code.co_flags & _CO_OPTIMIZED) and not code.co_name.startswith("<")
+
+
+def apply_body_patch(patch: BodyPatch, undo: UndoLog) -> None:
     state = _compat.function_state(patch.func)
     patch.func.__code__ = patch.code
     patch.func.__doc__ = _compat.code_docstring(patch.code)
@@ -167,7 +264,7 @@ def apply_body_patch(patch: BodyPatch, tx: Transaction) -> None:
         patch.func.__defaults__ = patch.signature.defaults
         patch.func.__kwdefaults__ = patch.signature.kwdefaults
         patch.func.__annotations__ = dict(patch.signature.annotations)
-    tx.on_rollback(lambda: _compat.restore_function(patch.func, state))
+    undo.on_rollback(lambda: _compat.restore_function(patch.func, state))
     clear = getattr(patch.cache, "cache_clear", None)
     if callable(clear):
         clear()  # results computed by the old code are stale
@@ -182,26 +279,66 @@ _IMPLICIT_STATICMETHODS = frozenset({"__new__"})
 
 @dataclass
 class ClassPatch:
-    """A plain class whose body changed: its new body ran into ``namespace``."""
+    """A plain class whose body changed: its new body ran into ``namespace``.
+
+    ``redecorated`` are methods whose decorators changed: they are rebuilt
+    through the new decorators even though a function stays a function.
+    ``nested`` are nested classes merged into the live ones (identity kept).
+    """
 
     cls: type
     namespace: dict[str, Any]
+    redecorated: frozenset[str] = frozenset()
+    nested: dict[str, ClassPatch] = field(default_factory=dict)
 
     def changed(self) -> set[str]:
         """Attributes added, removed or no longer equal (existing methods excluded)."""
         live = self.cls.__dict__
         names = (set(self.namespace) | set(live)) - _CLASS_OWN - {"__classcell__"}
         return {
-            n for n in names
-            if not _same_slot(live.get(n, _MISSING), self.namespace.get(n, _MISSING))
+            n for n in names - self.nested.keys()
+            if n in self.redecorated
+            or not _same_slot(live.get(n, _MISSING), self.namespace.get(n, _MISSING))
         }
+
+    def all_changed(self) -> set[str]:
+        """Qualified names (``C.m``, ``C.Inner.m``) of what changed, nested classes included."""
+        found = {f"{self.cls.__name__}.{n}" for n in self.changed()}
+        for patch in self.nested.values():
+            found |= {f"{self.cls.__name__}.{n}" for n in patch.all_changed()}
+        return found
+
+    def values_changed(self) -> bool:
+        """Whether a changed attribute is a value (not a method): class users see it."""
+        if any(not callable(self.namespace.get(n)) for n in self.changed()):
+            return True
+        return any(p.values_changed() for p in self.nested.values())
 
 
 _MISSING: Any = object()
 
 
+def _decorators(node: ast.ClassDef) -> dict[str, list[str]]:
+    return {
+        item.name: [ast.dump(d) for d in item.decorator_list]
+        for item in node.body
+        if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+
+
+def _nested_defs(node: ast.ClassDef | None) -> dict[str, ast.ClassDef]:
+    if node is None:
+        return {}
+    return {item.name: item for item in node.body if isinstance(item, ast.ClassDef)}
+
+
 def run_class_body(
-    cls: type, body: types.CodeType, globals_: dict[str, Any]
+    cls: type,
+    body: types.CodeType,
+    globals_: dict[str, Any],
+    *,
+    old_node: ast.ClassDef | None = None,
+    new_node: ast.ClassDef | None = None,
 ) -> ClassPatch:
     """Run a top-level class's new body against the live module globals.
 
@@ -216,28 +353,76 @@ def run_class_body(
     for name in _IMPLICIT_STATICMETHODS & namespace.keys():
         if isinstance(namespace[name], types.FunctionType):
             namespace[name] = staticmethod(namespace[name])
-    return ClassPatch(cls, namespace)
+    return _class_patch(cls, namespace, old_node, new_node)
 
 
-def apply_class_patch(patch: ClassPatch, tx: Transaction) -> None:
+def _class_patch(
+    cls: type,
+    namespace: dict[str, Any],
+    old_node: ast.ClassDef | None,
+    new_node: ast.ClassDef | None,
+) -> ClassPatch:
+    redecorated: set[str] = set()
+    if old_node is not None and new_node is not None:
+        before, after = _decorators(old_node), _decorators(new_node)
+        redecorated = {n for n in before.keys() & after.keys() if before[n] != after[n]}
+    patch = ClassPatch(cls, namespace, frozenset(redecorated))
+    old_defs, new_defs = _nested_defs(old_node), _nested_defs(new_node)
+    made: dict[type, type] = {}  # new nested class -> the live one it merges into
+    for name, value in namespace.items():
+        live = cls.__dict__.get(name)
+        if not (type(value) is type and type(live) is type and value is not live):
+            continue
+        assert isinstance(value, type)
+        assert isinstance(live, type)
+        if value.__qualname__ != live.__qualname__:
+            continue  # an alias of another class, not this nested class statement
+        bases = tuple(made.get(b, b) for b in value.__bases__)
+        if bases != live.__bases__ or value.__dict__.get("__slots__") != live.__dict__.get(
+            "__slots__"
+        ):
+            continue  # a new layout: the new class replaces the old one
+        made[value] = live
+        inner = {k: v for k, v in value.__dict__.items() if k not in ("__dict__", "__weakref__")}
+        patch.nested[name] = _class_patch(live, inner, old_defs.get(name), new_defs.get(name))
+    return patch
+
+
+def apply_class_patch(patch: ClassPatch, undo: UndoLog) -> None:
     """Set and delete attributes of the live class to match its new body.
 
     Methods present before and after are left to the body patches (they keep
     their identity); new ones get the live class in their ``__class__`` cell.
+    Nested classes are merged the same way, recursively.
     """
     cls, namespace = patch.cls, patch.namespace
     cell = namespace.get("__classcell__")
     if isinstance(cell, types.CellType):
         _compat.set_cell(cell, cls)  # zero-argument super() in the new methods
+    for value in namespace.values():
+        for func in _descriptor_functions(value):
+            class_cell = _compat.class_cell(func)
+            if class_cell is not None and class_cell is not cell:
+                _compat.set_cell(class_cell, cls)  # a nested class's new methods
     for name in patch.changed():
         value = namespace.get(name, _MISSING)
         if value is _MISSING:
-            tx.delattr(cls, name)
+            undo.delattr(cls, name)
             continue
-        tx.setattr(cls, name, value)
+        undo.setattr(cls, name, value)
         set_name = getattr(type(value), "__set_name__", None)
         if set_name is not None:
             set_name(value, cls, name)  # cached_property and other descriptors
+    for nested in patch.nested.values():
+        apply_class_patch(nested, undo)
+
+
+def _descriptor_functions(value: object) -> list[types.FunctionType]:
+    if isinstance(value, staticmethod | classmethod):
+        value = value.__func__
+    if isinstance(value, property):
+        return [f for f in (value.fget, value.fset, value.fdel) if type(f) is types.FunctionType]
+    return [value] if type(value) is types.FunctionType else []
 
 
 def _same_slot(old: Any, new: Any) -> bool:

@@ -58,10 +58,17 @@ class Plan:
     removed: set[str] = field(default_factory=set)
     restart: str | None = None
     ignored: list[Path] = field(default_factory=list)
+    # Modules whose edit may be patched in place -> the top-level classes whose
+    # bodies changed shape; resolved (user code runs) by resolve_patches.
+    candidates: dict[str, list[str]] = field(default_factory=dict)
+    # Changed code that no live function runs (qualnames), by module.
+    unmatched: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
-        return not (self.patches or self.reexec or self.removed or self.restart)
+        return not (
+            self.patches or self.reexec or self.removed or self.restart or self.candidates
+        )
 
 
 _SIGNATURE_PARTS = ("body", "returns")
@@ -175,12 +182,33 @@ def make_plan(
                 )
             plan.reexec.add(module)
             continue
-        assert live is not None
+        plan.candidates[module] = reshaped
+    return plan
+
+
+def resolve_patches(plan: Plan, graph: ModuleGraph) -> None:
+    """Turn the plan's patch candidates into body and class patches, or re-executions.
+
+    This runs user code (new class bodies, new default values and annotations),
+    so it belongs to staging, not to planning: nothing live changes here.
+    Raises :class:`ReloadError` when that code raises.
+    """
+    for module, reshaped in sorted(plan.candidates.items()):
+        change = plan.changes[module]
+        record = graph.records[module]
+        live = sys.modules.get(module)
+        assert change.tree is not None
+        assert change.code is not None
+        if live is None:
+            plan.reexec.add(module)
+            continue
         namespace = live.__dict__
         signatures = Signatures(record.tree, change.tree, change.code, namespace, change.path)
         try:
-            classes = _class_patches(reshaped, namespace, module, change.code)
-            patches, reason = body_patches(
+            classes = _class_patches(
+                reshaped, namespace, module, change.code, record.tree, change.tree
+            )
+            patches, reason, unmatched = body_patches(
                 namespace, module, record.code, change.code, signatures=signatures.changed,
                 reshaped=frozenset(reshaped),
             )
@@ -202,19 +230,20 @@ def make_plan(
         mutated = {p.top for p in patches} | set(reshaped)
         scopes = {p.code.co_qualname.split(".<locals>")[0] for p in patches}
         for patch in classes:
-            name = patch.cls.__name__
-            changed = patch.changed()
-            scopes |= {f"{name}.{attr}" for attr in changed}
-            if any(not callable(patch.namespace.get(attr)) for attr in changed):
-                scopes.add(name)  # a class-level value: whoever builds the class sees it
+            scopes |= patch.all_changed()
+            if patch.values_changed():
+                scopes.add(patch.cls.__name__)  # a class-level value: whoever builds it sees it
         if module != MAIN and scopes & change.info.reached_scopes:
             plan.reexec.add(module)  # import-time code runs a changed function: run it again
             continue
+        plan.unmatched[module] = unmatched
+        if not patches and not classes and not unmatched:
+            continue  # comments, blank lines elsewhere: nothing to apply
         plan.patches[module] = patches
         if classes:
             plan.class_patches[module] = classes
         plan.mutated[module] = mutated
-    return plan
+    plan.candidates.clear()
 
 
 def reshaped_classes(old: ast.Module, new: ast.Module) -> list[str] | None:
@@ -248,9 +277,16 @@ def _class_header(node: ast.ClassDef) -> str:
 
 
 def _class_patches(
-    names: list[str], namespace: dict[str, object], module: str, code: types.CodeType
+    names: list[str],
+    namespace: dict[str, object],
+    module: str,
+    code: types.CodeType,
+    old_tree: ast.Module,
+    new_tree: ast.Module,
 ) -> list[ClassPatch] | None:
     """Run the new bodies of the reshaped classes; None if one is not a plain class."""
+    old_defs = {n.name: n for n in old_tree.body if isinstance(n, ast.ClassDef)}
+    new_defs = {n.name: n for n in new_tree.body if isinstance(n, ast.ClassDef)}
     patches = []
     for name in names:
         cls = namespace.get(name)
@@ -262,7 +298,9 @@ def _class_patches(
         )
         if body is None or body.co_freevars:
             return None
-        patch = run_class_body(cls, body, namespace)
+        patch = run_class_body(
+            cls, body, namespace, old_node=old_defs.get(name), new_node=new_defs.get(name)
+        )
         if patch.namespace.get("__slots__") != cls.__dict__.get("__slots__"):
             return None  # a new layout: only a new class can have it
         patches.append(patch)

@@ -5,7 +5,7 @@ staged function and class to its live counterpart (``analyze``), telling the
 stager which names now mean something else (rebound) or behave differently
 (mutated). ``commit`` then patches the live functions and classes from the
 staged ones and rebinds the live module's names, every mutation through the
-batch's :class:`~hotmod._commit.Transaction`.
+batch's :class:`~hotmod._engine.undo.UndoLog`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _compat
-from .undo import Transaction
+from .undo import UndoLog
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ class Reconciler:
         self.updated_functions = 0
         self._modules: list[tuple[types.ModuleType, types.ModuleType]] = []
         self._budget = _REMAP_BUDGET
+        self._bindings: list[tuple[types.ModuleType, dict[str, Any]]] = []
 
     def _map(self, staged: object, live: object) -> None:
         self._keepalive.append(staged)
@@ -91,7 +92,7 @@ class Reconciler:
             if key in IMPORT_DUNDERS:
                 continue
             old = old_ns.get(key, _MISSING)
-            if new is old or self.idmap.get(id(new), _MISSING) is old:
+            if old is not _MISSING and (new is old or self.idmap.get(id(new), _MISSING) is old):
                 continue  # the same object, or a staged one that maps back onto it
             if isinstance(new, types.FunctionType):
                 if self._map_function(new, old, new_ns, old_ns):
@@ -304,16 +305,22 @@ class Reconciler:
         return kind(items)
 
     # -- commit ---------------------------------------------------------------------------
-    def commit(self, tx: Transaction) -> None:
-        """Patch live functions and classes, then rebind live module names."""
+    def commit(self, undo: UndoLog) -> None:
+        """Patch live functions and classes; compute the live modules' new bindings.
+
+        Everything here may fail (a class that refuses an attribute, an instance
+        that cannot change class) and is undone by ``undo``. Rebinding the
+        names themselves is :meth:`rebind`, which cannot fail.
+        """
         for old_fn, new_fn in self._function_updates:
-            self._update_function(old_fn, new_fn, tx)
+            self._update_function(old_fn, new_fn, undo)
         for clone in self._clones:
             for cell in clone.__closure__ or ():  # shared with the discarded staged function
                 filled, value = _compat.cell_value(cell)
                 if filled:
                     _compat.set_cell(cell, self.remap(value))
         for cls in self._adopted_classes:
+            self._rebase(cls, undo)
             for attr, value in list(cls.__dict__.items()):
                 if attr in _CLASS_LOCAL or _is_layout_descriptor(value):
                     continue
@@ -321,26 +328,40 @@ class Reconciler:
                 if mapped is not value:
                     setattr(cls, attr, mapped)  # a new class: nothing live to undo
         for old, new in self._class_updates:
-            self._update_class(old, new, tx)
+            self._update_class(old, new, undo)
         for cls, attr, default in self._field_defaults:
             if attr not in cls.__dict__:
-                tx.setattr(cls, attr, default)
-        for staged, live in self._modules:
-            self._update_namespace(staged, live, tx)
+                undo.setattr(cls, attr, default)
+        self._bindings = [
+            (live, self._new_namespace(staged, live)) for staged, live in self._modules
+        ]
         for module in self._new_modules:
             namespace = module.__dict__
             for key, value in list(namespace.items()):
                 mapped = self.remap(value)
                 if mapped is not value:
-                    tx.setitem(namespace, key, mapped)
+                    undo.setitem(namespace, key, mapped)
         self.updated_functions = len(self._function_updates)
 
+    def rebind(self, undo: UndoLog) -> None:
+        """Give each live module the new version's names, in the new version's order."""
+        for live, namespace in self._bindings:
+            before = dict(live.__dict__)
+            undo.on_rollback(functools.partial(_compat.replace_dict, live.__dict__, before))
+            _compat.replace_dict(live.__dict__, namespace)
+
+    def _rebase(self, cls: type, undo: UndoLog) -> None:
+        """A new class made from staged bases: point it at the live ones (G3)."""
+        bases = tuple(self.remap(b) for b in cls.__bases__)
+        if bases != cls.__bases__:
+            cls.__bases__ = bases  # a new class: nothing live to undo
+
     def _update_function(
-        self, old: types.FunctionType, new: types.FunctionType, tx: Transaction
+        self, old: types.FunctionType, new: types.FunctionType, undo: UndoLog
     ) -> None:
         state = _compat.function_state(old)
         cells = [(c, _compat.cell_value(c)) for c in old.__closure__ or ()]
-        tx.on_rollback(lambda: _restore(old, state, cells))
+        undo.on_rollback(lambda: _restore(old, state, cells))
         _compat.update_function(old, new)
         if old.__defaults__:
             old.__defaults__ = tuple(self.remap(v) for v in old.__defaults__)
@@ -365,7 +386,7 @@ class Reconciler:
             return maker(*parts, value.__doc__)
         return self.remap(value)
 
-    def _update_class(self, old: type, new: type, tx: Transaction) -> None:
+    def _update_class(self, old: type, new: type, undo: UndoLog) -> None:
         raw = _is_enum(new)  # EnumType guards member names: go around it, undoably
         for attr, value in new.__dict__.items():
             if attr in _CLASS_LOCAL or _is_layout_descriptor(value):
@@ -375,7 +396,7 @@ class Reconciler:
                 current = old.__dict__.get(attr, _MISSING)
                 if current is not mapped:
                     type.__setattr__(old, attr, mapped)
-                    tx.on_rollback(functools.partial(_raw_restore, old, attr, current))
+                    undo.on_rollback(functools.partial(_raw_restore, old, attr, current))
                 continue
             current = old.__dict__.get(attr, _MISSING)
             if current is mapped:
@@ -384,31 +405,36 @@ class Reconciler:
                 current, staticmethod | classmethod | property
             ) and _same_descriptor(current, mapped, operator.is_):
                 continue  # its functions were patched in place
-            tx.setattr(old, attr, mapped)
+            undo.setattr(old, attr, mapped)
         for attr in [a for a in old.__dict__ if a not in new.__dict__]:
             if attr in _CLASS_LOCAL or _is_layout_descriptor(old.__dict__[attr]):
                 continue
             if raw:
                 current = old.__dict__[attr]
                 type.__delattr__(old, attr)
-                tx.on_rollback(functools.partial(_raw_restore, old, attr, current))
+                undo.on_rollback(functools.partial(_raw_restore, old, attr, current))
                 continue
-            tx.delattr(old, attr)
+            undo.delattr(old, attr)
 
-    def _update_namespace(
-        self, staged: types.ModuleType, live: types.ModuleType, tx: Transaction
-    ) -> None:
-        new_ns, old_ns = staged.__dict__, live.__dict__
-        for key, value in new_ns.items():
+    def _new_namespace(
+        self, staged: types.ModuleType, live: types.ModuleType
+    ) -> dict[str, Any]:
+        """The live module's next namespace: the staged one's names and order, live objects.
+
+        Import-system attributes and submodules stay as the live module has them.
+        """
+        old_ns = live.__dict__
+        namespace: dict[str, Any] = {}
+        for key, value in staged.__dict__.items():
             if key in IMPORT_DUNDERS:
+                if key in old_ns:
+                    namespace[key] = old_ns[key]
                 continue
-            mapped = self.remap(value)
-            if old_ns.get(key, _MISSING) is not mapped:
-                tx.setitem(old_ns, key, mapped)
-        for key in [k for k in old_ns if k not in new_ns]:
-            if key in IMPORT_DUNDERS or _is_submodule(live, key):
-                continue
-            tx.delitem(old_ns, key)
+            namespace[key] = self.remap(value)
+        for key, value in old_ns.items():
+            if key not in namespace and (key in IMPORT_DUNDERS or _is_submodule(live, key)):
+                namespace[key] = value
+        return namespace
 
 
 _MISSING: Any = object()

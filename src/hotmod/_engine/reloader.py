@@ -8,28 +8,21 @@ retries it together with whatever changed since (G1, G6).
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import os
-import sys
 import threading
-import time
 import types
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from .. import _hot
-from .._errors import ReloadError, RestartRequired, UsageError
+from .._errors import ReloadError, UsageError
 from .._events import Outcome, ReloadResult, Reporter
+from .batch import Batch, Policy
 from .graph import ModuleGraph, ModuleRecord
-from .patch import apply_body_patch, apply_class_patch
-from .plan import Plan, make_plan
-from .reconcile import Reconciler
-from .stage import Staged, Stager, user_traceback
-from .undo import Transaction
+from .participants import Participant, Participants
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +82,8 @@ class Reloader:
         self.roots = tuple(paths)
         self.debounce_ms = debounce_ms
         self.exclude = tuple(exclude)
-        self.strict = strict
+        self.policy = Policy(strict=strict)
+        self.participants = Participants()
         self.reporter = reporter
         self.on_restart = on_restart
         self.packages = (
@@ -229,6 +223,14 @@ class Reloader:
                 if self.on_restart is not None:
                     self.on_restart(result)
 
+    @property
+    def strict(self) -> bool:
+        return self.policy.strict
+
+    def add_participant(self, participant: Participant) -> None:
+        """Let ``participant`` take part in every batch from now on (see participants)."""
+        self.participants.add(participant)
+
     # -- the entry script ---------------------------------------------------------------
     def track_main(
         self, module: types.ModuleType, path: Path, source: str, code: types.CodeType
@@ -244,147 +246,35 @@ class Reloader:
         if self._hot is None:
             raise UsageError("Reloader.apply() needs install() (or start()) first")
         with self._lock:
-            batch = {Path(os.path.abspath(p)) for p in paths} | self._pending
-            started = time.perf_counter()
-            result = self._transaction(batch, started)
-            if result.outcome is Outcome.FAILED:
-                self._pending = {p for p in batch if p.suffix == ".py"}
+            changed = {Path(os.path.abspath(p)) for p in paths} | self._pending
+            batch = Batch(
+                frozenset(changed), self.graph, self._hot, self.participants, self.policy,
+                version=self.version,
+            )
+            try:
+                result = batch.run()
+            except Exception as exc:  # a bug of hotmod's own: never the user's error (G6)
+                logger.exception("hotmod: internal error while applying %s", sorted(changed))
+                batch.abandon()
+                error = ReloadError(
+                    f"internal error in hotmod ({type(exc).__name__}: {exc}); nothing was"
+                    " applied. Please report it.", phase="internal",
+                )
+                error.__cause__ = exc
+                result = ReloadResult(
+                    Outcome.FAILED, paths=tuple(sorted(changed)), version=self.version,
+                    error=error,
+                )
+            if result.outcome is Outcome.APPLIED:
+                self.version = result.version
+            if result.outcome is Outcome.FAILED and result.error is not None and (
+                result.error.phase != "internal"
+            ):
+                self._pending = {p for p in changed if p.suffix == ".py" or p in batch.claimed}
             else:
                 self._pending.clear()
         if self.reporter is not None:
             self.reporter.reloaded(result)
         return result
 
-    def _transaction(self, batch: set[Path], started: float) -> ReloadResult:
-        assert self._hot is not None
-        hot = self._hot
-        paths = tuple(sorted(batch))
 
-        def result(outcome: Outcome, **kw: object) -> ReloadResult:
-            elapsed = (time.perf_counter() - started) * 1000
-            fields: dict[str, Any] = dict(kw)
-            return ReloadResult(
-                outcome, paths=paths, version=self.version, duration_ms=elapsed, **fields
-            )
-
-        declined = {n for n, h in hot.handles.items() if h.declined}
-        accepted = {n for n, h in hot.handles.items() if h.accepted}
-        try:
-            plan = make_plan(batch, self.graph, declined=declined)
-        except ReloadError as exc:
-            return result(Outcome.FAILED, error=exc, traceback=_one_line_tb(exc))
-        if plan.restart is not None:
-            return result(Outcome.RESTART, reason=plan.restart)
-        if plan.empty:
-            self._record_sources(plan)
-            return result(Outcome.UNCHANGED)
-
-        reconciler = Reconciler()
-        tx = Transaction()
-        try:
-            staged = Stager(self.graph, hot).stage(plan, reconciler, accepted=accepted)
-        except RestartRequired as exc:
-            return result(Outcome.RESTART, reason=exc.reason)
-        except ReloadError as exc:
-            cause = exc.__cause__ or exc
-            return result(Outcome.FAILED, error=exc, traceback=user_traceback(cause))
-        notes = tuple(n for d in staged.deltas.values() for n in d.notes)
-        if self.strict and notes:
-            hot.end()
-            Stager(self.graph, hot).abandon(staged.new)
-            return result(Outcome.RESTART, reason=f"--strict: {notes[0]}")
-        try:
-            functions = self._commit(plan, staged, reconciler, tx)
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            Stager(self.graph, hot).abandon(staged.new)
-            try:
-                tx.rollback()
-            except ReloadError as rollback_error:
-                return result(Outcome.FAILED, error=rollback_error, traceback=user_traceback(exc))
-            error = exc if isinstance(exc, ReloadError) else ReloadError(
-                f"{type(exc).__name__}: {exc}", phase="commit"
-            )
-            if error is not exc:
-                error.__cause__ = exc
-            return result(Outcome.FAILED, error=error, traceback=user_traceback(exc))
-        self.version += 1
-        reexecuted = tuple(staged.order)
-        patched = tuple(sorted(set(plan.patches) - set(reexecuted)))
-        return result(
-            Outcome.APPLIED, patched=patched, reexecuted=reexecuted,
-            removed=tuple(sorted(plan.removed)), functions=functions, notes=notes,
-        )
-
-    def _commit(self, plan: Plan, staged: Staged, reconciler: Reconciler, tx: Transaction) -> int:
-        """Dispose old versions, patch and rebind, drop removed modules, record sources."""
-        assert self._hot is not None
-        hot = self._hot
-        handles, kept = hot.end()
-        replaced = set(staged.modules) | plan.removed
-        for name in sorted(replaced):
-            old = hot.handles.get(name)
-            if old is not None:
-                try:
-                    old.run_dispose()
-                except Exception as exc:
-                    raise ReloadError(
-                        f"dispose hook of {name} failed: {exc!r}", module=name, phase="dispose"
-                    ) from exc
-        functions = 0
-        for module, patches in plan.patches.items():
-            if module in staged.modules:
-                continue  # re-executed instead: the reconciler patches its functions
-            for patch in patches:
-                apply_body_patch(patch, tx)
-                functions += 1
-            for class_patch in plan.class_patches.get(module, ()):
-                apply_class_patch(class_patch, tx)
-        reconciler.commit(tx)
-        functions += reconciler.updated_functions
-        for name in sorted(plan.removed):
-            self._drop_module(name, tx)
-        # Nothing below can fail: the batch is committed.
-        tx.discard()
-        for name in replaced:
-            hot.handles.pop(name, None)
-        hot.handles.update(handles)
-        hot.kept.update(kept)
-        self._record_sources(plan)
-        for name, record in (self.graph.staged_records or {}).items():
-            previous = self.graph.records.get(name)
-            if previous is not None:
-                record.order = previous.order
-            self.graph.add(record)
-        self.graph.staged_records = None
-        for name in plan.removed:
-            self.graph.remove(name)
-        return functions
-
-    def _record_sources(self, plan: Plan) -> None:
-        for name, change in plan.changes.items():
-            record = self.graph.records.get(name)
-            if record is None or change.source is None or change.code is None:
-                continue
-            record.source, record.code = change.source, change.code
-            record._tree, record._info = change.tree, change._info
-            with contextlib.suppress(OSError):
-                record.mtime_ns = change.path.stat().st_mtime_ns
-
-    def _drop_module(self, name: str, tx: Transaction) -> None:
-        if name in sys.modules:
-            tx.delitem(sys.modules, name)
-        parent_name, _, child = name.rpartition(".")
-        parent = sys.modules.get(parent_name) if parent_name else None
-        if parent is not None and child in parent.__dict__:
-            tx.delattr(parent, child)
-
-
-def _one_line_tb(exc: ReloadError) -> str:
-    cause = exc.__cause__
-    if isinstance(cause, SyntaxError):
-        import traceback
-
-        return "".join(traceback.format_exception_only(cause))
-    return str(exc)

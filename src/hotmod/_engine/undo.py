@@ -1,6 +1,6 @@
 """The undo chain: every mutation of live state registers how to undo it.
 
-A :class:`Transaction` collects undo steps while a batch is committed. On
+A :class:`UndoLog` collects undo steps while a batch is committed. On
 failure they run in reverse order; every step runs even if an earlier one
 fails, the first undo failure is kept and raised once as
 :class:`~hotmod._errors.RollbackError` (the pattern of pluggy's teardown loop).
@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 _MISSING: Any = object()
 
 
-class Transaction:
+class UndoLog:
     """An ordered log of undo steps for one batch."""
 
     def __init__(self) -> None:

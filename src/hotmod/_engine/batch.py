@@ -1,0 +1,243 @@
+"""One batch: the unit of work, from changed paths to a :class:`ReloadResult`.
+
+Everything that lives for one batch belongs to its :class:`Batch`: the plan,
+the staged modules, the hot handles the new versions created, the reconciler,
+the undo log, and what each participant prepared. The reloader makes one per
+set of changed files and calls :meth:`Batch.run`; the steps are
+
+    plan → prepare (participants) → stage → commit → report
+                                        ╰→ abandon (on any failure)
+
+Nothing live changes before :meth:`commit`; a failure there unwinds the undo
+log and abandons the batch, so the previous version keeps running (G1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._errors import ReloadError, RestartRequired
+from .._events import Outcome, ReloadResult
+from .closures import ClosureUpdate, find_closures
+from .commit import commit_batch
+from .plan import Plan, make_plan, resolve_patches
+from .reconcile import Reconciler
+from .stage import Staged, Stager, user_traceback
+from .undo import UndoLog
+
+if TYPE_CHECKING:
+    from .._hot import HotState
+    from .graph import ModuleGraph
+    from .participants import Participant, Participants
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Decisions that differ between hosts of the engine.
+
+    ``strict``: escalate to a restart anything not provably equivalent to a
+    fresh start (notes such as "old instances lack a new attribute").
+    ``restarts``: whether this host can restart at all (a notebook kernel
+    cannot: an edit that needs one fails instead, and stays pending).
+    """
+
+    strict: bool = False
+    restarts: bool = True
+
+
+@dataclass
+class Batch:
+    """One transaction over a set of changed paths (see the module docstring)."""
+
+    paths: frozenset[Path]
+    graph: ModuleGraph
+    hot: HotState
+    participants: Participants
+    policy: Policy
+    version: int  # the version that is live; a commit makes it version + 1
+    started: float = field(default_factory=time.perf_counter)
+    plan: Plan = field(default_factory=Plan)
+    staged: Staged = field(default_factory=Staged)
+    reconciler: Reconciler = field(default_factory=Reconciler)
+    undo: UndoLog = field(default_factory=UndoLog)
+    prepared: list[Participant] = field(default_factory=list)
+    claimed: dict[Path, str] = field(default_factory=dict)  # path -> participant name
+    required: dict[str, str] = field(default_factory=dict)  # module -> why it re-executes
+    closures: list[ClosureUpdate] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    functions: int = 0
+    _staging: bool = False
+
+    # -- what participants use ----------------------------------------------------------
+    @property
+    def unclaimed(self) -> list[Path]:
+        """Changed paths that are neither project modules nor claimed yet."""
+        return [p for p in self.plan.ignored if p not in self.claimed]
+
+    def claim(self, path: Path, participant: str) -> None:
+        """``participant`` takes care of ``path`` (a template, a config file...)."""
+        self.claimed[path] = participant
+
+    def require(self, module: str, reason: str) -> None:
+        """Re-execute project module ``module`` in this batch (``reason`` is reported)."""
+        if module in self.graph.records:
+            self.required.setdefault(module, reason)
+            self.plan.reexec.add(module)
+
+    def staged_module(self, name: str) -> types.ModuleType | None:
+        """The staged (new) version of ``name`` in this batch, if it was re-executed."""
+        return self.staged.modules.get(name) or self.staged.new.get(name)
+
+    # -- the steps ------------------------------------------------------------------------
+    def run(self) -> ReloadResult:
+        """Plan, stage and commit; every failure leaves the previous version running."""
+        declined = {n for n, h in self.hot.handles.items() if h.declined}
+        try:
+            self.plan = make_plan(self.paths, self.graph, declined=declined)
+        except ReloadError as exc:
+            return self._result(Outcome.FAILED, error=exc, traceback=_one_line_tb(exc))
+        if self.plan.restart is not None:
+            return self._restart(self.plan.restart)
+        try:
+            self.participants.prepare(self)
+        except RestartRequired as exc:
+            self.abandon()
+            return self._restart(exc.reason)
+        except Exception as exc:
+            self.abandon()
+            return self._failed(exc, phase="prepare")
+        if self.plan.empty:
+            self.abandon()
+            record_sources(self.plan, self.graph)
+            return self._result(Outcome.UNCHANGED)
+        try:
+            self._stage()
+        except RestartRequired as exc:
+            self.abandon()
+            return self._restart(exc.reason)
+        except ReloadError as exc:
+            self.abandon()
+            cause = exc.__cause__ or exc
+            return self._result(Outcome.FAILED, error=exc, traceback=user_traceback(cause))
+        except Exception as exc:  # a participant's stage step
+            self.abandon()
+            return self._failed(exc, phase="stage")
+        if self.plan.empty and not self.staged.modules:
+            self.abandon()
+            record_sources(self.plan, self.graph)
+            return self._result(Outcome.UNCHANGED)
+        if self.policy.strict and self.notes:
+            self.abandon()
+            return self._restart(f"--strict: {self.notes[0]}")
+        try:
+            commit_batch(self)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            return self._rolled_back(exc)
+        reexecuted = tuple(self.staged.order)
+        patched = tuple(sorted(set(self.plan.patches) - set(reexecuted)))
+        return self._result(
+            Outcome.APPLIED, version=self.version + 1, patched=patched, reexecuted=reexecuted,
+            removed=tuple(sorted(self.plan.removed)), functions=self.functions,
+            notes=tuple(self.notes),
+        )
+
+    def _stage(self) -> None:
+        resolve_patches(self.plan, self.graph)
+        if self.plan.empty:
+            return  # comments and blank lines only
+        self._staging = True
+        stager = Stager(self.graph, self.hot)
+        self.staged = stager.stage(self.plan, self.reconciler, accepted=self._accepted())
+        for delta in self.staged.deltas.values():
+            self.notes.extend(delta.notes)
+        for module, names in sorted(self.plan.unmatched.items()):
+            if module in self.staged.modules:
+                continue  # re-executed: the reconciler maps what it finds
+            for qualname in names:
+                self.notes.append(
+                    f"{module}.{qualname}: changed, but no live function runs it (held by an"
+                    " object hotmod cannot see into); the old code may still run"
+                )
+        self.closures, notes = find_closures(self.plan, self.graph, self.staged)
+        self.notes.extend(notes)
+        self.participants.stage(self)
+
+    def _accepted(self) -> set[str]:
+        return {n for n, h in self.hot.handles.items() if h.accepted}
+
+    # -- endings --------------------------------------------------------------------------
+    def abandon(self) -> None:
+        """Forget everything staged: the batch will not be committed."""
+        if self._staging:
+            self._staging = False
+            self.hot.end()
+            Stager(self.graph, self.hot).abandon(self.staged.new)
+        self._abandon_participants()
+
+    def _abandon_participants(self) -> None:
+        # Logged by the loop; the batch's own outcome is what counts.
+        with contextlib.suppress(Exception):
+            self.participants.abandon(self)
+
+    def _rolled_back(self, exc: BaseException) -> ReloadResult:
+        self.abandon()
+        try:
+            self.undo.rollback()
+        except ReloadError as rollback_error:
+            return self._result(
+                Outcome.FAILED, error=rollback_error, traceback=user_traceback(exc)
+            )
+        return self._failed(exc, phase="commit")
+
+    def _failed(self, exc: BaseException, *, phase: str) -> ReloadResult:
+        error = exc if isinstance(exc, ReloadError) else ReloadError(
+            f"{type(exc).__name__}: {exc}", phase=phase
+        )
+        if error is not exc:
+            error.__cause__ = exc
+        return self._result(Outcome.FAILED, error=error, traceback=user_traceback(exc))
+
+    def _restart(self, reason: str) -> ReloadResult:
+        if not self.policy.restarts:
+            error = ReloadError(f"needs a restart, which this host never does: {reason}",
+                                phase="plan")
+            return self._result(Outcome.FAILED, error=error, reason=reason)
+        return self._result(Outcome.RESTART, reason=reason)
+
+    def _result(self, outcome: Outcome, **fields: Any) -> ReloadResult:
+        elapsed = (time.perf_counter() - self.started) * 1000
+        fields.setdefault("version", self.version)
+        return ReloadResult(
+            outcome, paths=tuple(sorted(self.paths)), duration_ms=elapsed, **fields
+        )
+
+
+def record_sources(plan: Plan, graph: ModuleGraph) -> None:
+    """The changed files' new sources become the versions the graph knows as live."""
+    for name, change in plan.changes.items():
+        record = graph.records.get(name)
+        if record is None or change.source is None or change.code is None:
+            continue
+        record.source, record.code = change.source, change.code
+        record._tree, record._info = change.tree, change._info
+        with contextlib.suppress(OSError):
+            record.mtime_ns = change.path.stat().st_mtime_ns
+
+
+def _one_line_tb(exc: ReloadError) -> str:
+    cause = exc.__cause__
+    if isinstance(cause, SyntaxError):
+        import traceback
+
+        return "".join(traceback.format_exception_only(cause))
+    return str(exc)

@@ -1,0 +1,104 @@
+"""Live closures: functions made at run time from a nested ``def`` that was edited.
+
+``def make(): def handler(): ...; return handler`` — the program holds
+``handler`` objects made long ago (a view defined inside ``create_app()``, a
+callback made by a factory). Nothing in any module's namespace leads to
+them, so the only way to find them is to ask the garbage collector which
+objects refer to the old code object. That costs a pass over the heap, so it
+is done only for batches that change a nested function's code, never for a
+plain body edit and never at start-up (docs/benchmarks.md measures it).
+
+A closure whose new code has other free variables cannot take the new code
+(CPython's rule): it is reported, and ``--strict`` restarts.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import types
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .. import _compat
+from .patch import code_index
+from .undo import UndoLog
+
+if TYPE_CHECKING:
+    from .graph import ModuleGraph
+    from .plan import Plan
+    from .stage import Staged
+
+
+@dataclass(frozen=True)
+class ClosureUpdate:
+    """One live function made from an edited nested ``def``, and its new code."""
+
+    func: types.FunctionType
+    code: types.CodeType
+
+
+def nested_changes(
+    old: types.CodeType, new: types.CodeType
+) -> dict[types.CodeType, types.CodeType]:
+    """Old nested function code -> its new version, for those whose code changed."""
+    old_by_key, _ = code_index(old)
+    new_by_key, _ = code_index(new)
+    changed: dict[types.CodeType, types.CodeType] = {}
+    for key, before in old_by_key.items():
+        if "<locals>" not in key[0]:
+            continue
+        after = new_by_key.get(key)
+        if after is not None and not _compat.code_equal(before, after):
+            changed[before] = after
+    return changed
+
+
+def find_closures(
+    plan: Plan, graph: ModuleGraph, staged: Staged
+) -> tuple[list[ClosureUpdate], list[str]]:
+    """Live functions still running an edited nested function's old code.
+
+    Returns the updates to apply at commit and notes for closures that cannot
+    take the new code. One heap pass for the whole batch, only if needed.
+    """
+    targets: dict[int, types.CodeType] = {}
+    originals: list[types.CodeType] = []
+    for module, change in plan.changes.items():
+        record = graph.records.get(module)
+        if change.code is None or record is None:
+            continue
+        if module not in plan.patches and module not in staged.modules:
+            continue  # not applied in this batch
+        for before, after in nested_changes(record.code, change.code).items():
+            targets[id(before)] = after
+            originals.append(before)
+    if not targets:
+        return [], []
+    updates: list[ClosureUpdate] = []
+    notes: list[str] = []
+    patched = {id(p.func) for patches in plan.patches.values() for p in patches}
+    for referrer in gc.get_referrers(*originals):
+        if type(referrer) is not types.FunctionType or id(referrer) in patched:
+            continue  # the enclosing code's constants, frames; functions patched already
+        replacement = targets.get(id(referrer.__code__))
+        if replacement is None:
+            continue
+        if _compat.can_swap_code(referrer, replacement):
+            updates.append(ClosureUpdate(referrer, replacement))
+        else:
+            notes.append(
+                f"{referrer.__module__}.{referrer.__qualname__}: a live closure cannot take"
+                " the new code (its free variables changed); it runs the old code"
+            )
+    return updates, notes
+
+
+def apply_closure_updates(updates: list[ClosureUpdate], undo: UndoLog) -> int:
+    """Swap the new code into each live closure (undoably); the number updated."""
+    for update in updates:
+        state = _compat.function_state(update.func)
+        update.func.__code__ = update.code
+        update.func.__doc__ = _compat.code_docstring(update.code)
+        undo.on_rollback(functools.partial(_compat.restore_function, update.func, state))
+    return len(updates)

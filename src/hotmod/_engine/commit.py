@@ -1,0 +1,117 @@
+"""Commit: make a staged batch live, every mutation through the batch's undo log.
+
+The order is chosen so that nothing can fail after the old version's dispose
+hooks ran (they close connections, stop threads: their effect cannot be
+undone):
+
+1. body and class patches, live closures, the reconciler's function and
+   class updates, participants' commits — each may fail, and is undone;
+2. the dispose hooks of the versions being replaced — they may fail, and then
+   everything of step 1 is undone, but they run *before* the modules' names
+   are rebound, against a frozen copy of their own code, so they see (and
+   close) the old version's objects;
+3. rebinding the live modules' names and dropping removed modules — plain
+   dictionary operations that cannot fail;
+4. bookkeeping: the hot handles and kept values of the new versions, the
+   sources and records the graph knows as live.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import TYPE_CHECKING
+
+from .. import _compat
+from .._errors import ReloadError
+from .closures import apply_closure_updates
+from .patch import apply_body_patch, apply_class_patch
+from .undo import UndoLog
+
+if TYPE_CHECKING:
+    from .._hot import DisposeHook, Handle
+    from .batch import Batch
+
+
+def commit_batch(batch: Batch) -> None:
+    """Apply ``batch`` to the live program; raise (after nothing irreversible) on failure.
+
+    On an exception the caller rolls back ``batch.undo``.
+    """
+    from .batch import record_sources
+
+    hot, plan, staged, undo = batch.hot, batch.plan, batch.staged, batch.undo
+    replaced = set(staged.modules) | plan.removed
+    disposals = [
+        (name, _frozen_hooks(handle)) for name in sorted(replaced)
+        if (handle := hot.handles.get(name)) is not None
+    ]
+    functions = 0
+    for module, patches in plan.patches.items():
+        if module in staged.modules:
+            continue  # re-executed instead: the reconciler patches its functions
+        for patch in patches:
+            apply_body_patch(patch, undo)
+            functions += 1
+        for class_patch in plan.class_patches.get(module, ()):
+            apply_class_patch(class_patch, undo)
+    functions += apply_closure_updates(batch.closures, undo)
+    batch.reconciler.commit(undo)
+    functions += batch.reconciler.updated_functions
+    batch.participants.commit(batch, undo)
+
+    for name, hooks in disposals:
+        data = hot.handles[name].data
+        for hook in hooks:
+            try:
+                hook(data)
+            except Exception as exc:
+                raise ReloadError(
+                    f"dispose hook of {name} failed: {exc!r}", module=name, phase="dispose"
+                ) from exc
+
+    # Nothing below can fail: the batch is committed.
+    batch.reconciler.rebind(undo)
+    for name in sorted(plan.removed):
+        _drop_module(name, undo)
+    undo.discard()
+    batch.functions = functions
+    handles, kept = hot.end()
+    for name in replaced:
+        hot.handles.pop(name, None)
+    hot.handles.update(handles)
+    hot.kept.update(kept)
+    graph = batch.graph
+    record_sources(plan, graph)
+    for name, record in (graph.staged_records or {}).items():
+        previous = graph.records.get(name)
+        if previous is not None:
+            record.order = previous.order
+        graph.add(record)
+    graph.staged_records = None
+    for name in plan.removed:
+        graph.remove(name)
+
+
+def _frozen_hooks(handle: Handle) -> list[DisposeHook]:
+    """The handle's dispose hooks, with the code they have now.
+
+    Committing patches functions in place; a dispose hook of the old version
+    must still run the old version's code.
+    """
+    frozen: list[DisposeHook] = []
+    for hook in handle.dispose_hooks:
+        if type(hook) is types.FunctionType:
+            frozen.append(_compat.clone_function(hook, hook.__globals__))
+        else:
+            frozen.append(hook)
+    return frozen
+
+
+def _drop_module(name: str, undo: UndoLog) -> None:
+    if name in sys.modules:
+        undo.delitem(sys.modules, name)
+    parent_name, _, child = name.rpartition(".")
+    parent = sys.modules.get(parent_name) if parent_name else None
+    if parent is not None and child in parent.__dict__:
+        undo.delattr(parent, child)
