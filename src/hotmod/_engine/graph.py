@@ -48,7 +48,7 @@ class ModuleRecord:
     imports: set[str] = field(default_factory=set)  # project-or-not module names, absolute
     mtime_ns: int = 0  # of the file when this version was read: catches edits before watching
     indexed: bool = False  # imports scanned and entered in the importers index
-    order: int = 0  # position in load order: a cycle re-executes in the order it first ran
+    order: int = 0  # when it started executing: a cycle re-executes in the order it first ran
     rank: int = 0  # 1 + the highest rank of its project dependencies: a topological key
     _tree: ast.Module | None = None
     _info: ModuleInfo | None = None
@@ -189,6 +189,11 @@ class ModuleGraph:
             self.add(record)
 
     # -- records -----------------------------------------------------------------------
+    def next_order(self) -> int:
+        with self._lock:
+            self._counter += 1
+            return self._counter
+
     def add(self, record: ModuleRecord) -> None:
         with self._lock:
             if not record.order:
@@ -391,6 +396,10 @@ class _ProjectLoader(SourceFileLoader):
         self._record = ModuleRecord(
             fullname, path, source, code, self.is_package(fullname),
             mtime_ns=_mtime_ns(path),
+            # Load order is the order modules *start* executing (exec_module asks
+            # for the code first): a cycle entered at ``a`` (which imports ``b``,
+            # which imports ``a``) runs again from ``a``.
+            order=graph.next_order(),
         )
         return code
 

@@ -273,7 +273,12 @@ class Reconciler:
         kind = type(obj)
         if kind is types.FunctionType:
             live_ns = self._ns_map.get(id(obj.__globals__))
-            return obj if live_ns is None else self._clone(obj, live_ns)
+            if live_ns is not None:
+                return self._clone(obj, live_ns)
+            self._remap_wrapper(obj)
+            return obj
+        if kind is _LRU_WRAPPER:
+            return self._remap_cache(obj)
         live_class = self.idmap.get(id(kind))
         if live_class is not None and live_class is not kind:
             # Made by staged code from a class that keeps its live identity:
@@ -303,6 +308,44 @@ class Reconciler:
         if all(a is b for a, b in zip(items, obj, strict=False)):
             return obj
         return kind(items)
+
+    def _remap_wrapper(self, wrapper: types.FunctionType) -> None:
+        """A decorator's wrapper (another module's function) around staged functions.
+
+        ``@contextmanager``, ``functools.wraps`` wrappers: made while staging,
+        they hold the staged function in a closure cell and ``__wrapped__``.
+        Point them at the live version (a clone reading the live globals), so
+        every function reachable from a live module reads the live globals.
+        """
+        self._map(wrapper, wrapper)  # visited: wrappers may refer to each other
+        for cell in wrapper.__closure__ or ():
+            filled, value = _compat.cell_value(cell)
+            if filled and type(value) in (types.FunctionType, _LRU_WRAPPER):
+                mapped = self.remap(value)
+                if mapped is not value:
+                    _compat.set_cell(cell, mapped)
+        inner = wrapper.__dict__.get("__wrapped__")
+        if inner is not None:
+            mapped = self.remap(inner)
+            if mapped is not inner:
+                wrapper.__dict__["__wrapped__"] = mapped
+
+    def _remap_cache(self, cache: Any) -> Any:
+        """An ``lru_cache`` made while staging: rebuilt around the live function.
+
+        The C wrapper's function cannot be replaced; a new cache is made (it
+        was new anyway, and empty).
+        """
+        inner = cache.__dict__.get("__wrapped__")
+        mapped = self.remap(inner) if inner is not None else inner
+        if mapped is inner:
+            self._map(cache, cache)
+            return cache
+        params = cache.cache_parameters()
+        rebuilt = functools.lru_cache(maxsize=params["maxsize"], typed=params["typed"])(mapped)
+        rebuilt.__dict__.update({k: v for k, v in cache.__dict__.items() if k != "__wrapped__"})
+        self._map(cache, rebuilt)
+        return rebuilt
 
     # -- commit ---------------------------------------------------------------------------
     def commit(self, undo: UndoLog) -> None:
@@ -438,6 +481,7 @@ class Reconciler:
 
 
 _MISSING: Any = object()
+_LRU_WRAPPER = type(functools.lru_cache(maxsize=None)(lambda: None))
 
 
 class _FieldDefault:

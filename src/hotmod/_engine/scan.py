@@ -58,32 +58,39 @@ class ModuleInfo:
     lazy_imports: frozenset[str]  # modules imported only inside function bodies
     reached: Refs  # loads by import-time code, closed over reachable local functions
     reached_scopes: frozenset[str]  # functions and methods ("f", "C.m") import-time code runs
+    toplevel: Refs = field(default_factory=Refs)  # loads by the top level itself only
 
-    def uses(self, module: str, rebound: set[str], mutated: set[str]) -> bool:
+    def uses(
+        self, module: str, rebound: set[str], mutated: set[str], *, toplevel_only: bool = False
+    ) -> bool:
         """Whether import-time code of this module depends on changes to ``module``.
 
         ``rebound`` names of ``module`` now refer to other objects; ``mutated``
         names keep their identity but their behaviour changed. A from-import of a
         rebound name holds the stale object; a mutated one matters only if
-        import-time code calls or reads it.
+        import-time code calls or reads it. ``toplevel_only`` ignores what the
+        functions called at the top level read (the entry script: its main loop
+        reads globals afresh on every call).
         """
         changed = rebound | mutated
         if not changed:
             return False
+        reached = self.toplevel if toplevel_only else self.reached
+        if "__getattr__" in changed and self._reads_any(module, reached):
+            return True  # PEP 562: any attribute may come from the new __getattr__
         aliases: dict[str, str] = {}  # local name -> the module (or package) it denotes
         for local, binding in self.bindings.items():
             if binding.attr is not None and binding.module == module:
                 if binding.attr in rebound:
                     return True
-                if binding.attr in mutated and local in self.reached.called:
+                if binding.attr in mutated and local in reached.called:
                     return True
             path = binding.module if binding.attr is None else f"{binding.module}.{binding.attr}"
             if path == module or module.startswith(path + "."):
                 aliases[local] = path
         for local in aliases:
-            if local in self.reached.names:
+            if local in reached.names:
                 return True  # the module object itself escapes: cannot tell which names
-        reached = self.reached
         for chains, names in ((reached.chains, rebound), (reached.called_chains, changed)):
             for chain in chains:
                 dotted = aliases.get(chain[0])
@@ -97,9 +104,63 @@ class ModuleInfo:
                     return True
         if module in self.star:
             public = {n for n in rebound if not n.startswith("_")}
-            if public or (mutated & self.reached.called):
+            if public or (mutated & reached.called):
                 return True
         return False
+
+    def _reads_any(self, module: str, reached: Refs) -> bool:
+        """Whether import-time code reads any attribute of ``module`` (by name or chain)."""
+        aliases = set()
+        for local, binding in self.bindings.items():
+            if binding.module == module and binding.attr is not None:
+                return True
+            if binding.attr is None and (binding.module == module or module.startswith(
+                binding.module + "."
+            )):
+                aliases.add(local)
+        return any(chain[0] in aliases for chain in reached.chains | reached.called_chains)
+
+
+def top_level_use(tree: ast.Module, info: ModuleInfo, module: str, names: set[str]) -> (
+    tuple[str, int] | None
+):
+    """The first top-level line (function bodies excluded) using one of ``names`` of ``module``.
+
+    For messages ("line 12 uses LIMIT"); ``(name, line)`` or None.
+    """
+    locals_: dict[str, str] = {}  # local name -> the module attribute it denotes
+    aliases: set[str] = set()
+    for local, binding in info.bindings.items():
+        if binding.module == module and binding.attr in names:
+            locals_[local] = binding.attr
+        elif binding.attr is None and (binding.module == module or module.startswith(
+            binding.module + "."
+        )):
+            aliases.add(local)
+    found: list[tuple[int, str]] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            return  # runs later, reading globals afresh
+        if isinstance(node, ast.Name) and node.id in locals_:
+            found.append((node.lineno, locals_[node.id]))
+        elif isinstance(node, ast.Attribute) and node.attr in names:
+            chain = _chain(node)
+            if chain is not None and chain[0] in aliases:
+                found.append((node.lineno, node.attr))
+        elif isinstance(node, ast.ImportFrom | ast.Import):
+            for alias in node.names:
+                if (alias.asname or alias.name) in locals_:
+                    found.append((node.lineno, locals_[alias.asname or alias.name]))
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    for stmt in tree.body:
+        visit(stmt)
+    if not found:
+        return None
+    line, name = min(found)
+    return name, line
 
 
 def package_of(name: str, *, is_package: bool) -> str:
@@ -294,4 +355,5 @@ def scan(tree: ast.Module, name: str, *, is_package: bool) -> ModuleInfo:
         lazy_imports=frozenset(lazy - imports),
         reached=reached,
         reached_scopes=frozenset(seen),
+        toplevel=toplevel,
     )

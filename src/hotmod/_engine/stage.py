@@ -27,6 +27,7 @@ from .._hot import HotState
 from .graph import MAIN, ModuleGraph
 from .plan import Plan
 from .reconcile import ModuleDelta, Reconciler
+from .scan import top_level_use
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class Stager:
                     queued.add(name)
                     heapq.heappush(heap, (graph.records[name].rank, name))
 
+        to_run |= self._promote(plan, accepted)
         enqueue(to_run)
         for module in set(plan.patches) | plan.removed:
             enqueue(graph.importers(module))
@@ -129,9 +131,7 @@ class Stager:
                 continue
             group = [m for m in graph.cycle_of(name) if m not in done or m == name]
             if MAIN in group:
-                raise RestartRequired(
-                    "the entry script's top level uses a changed name", module=MAIN
-                )
+                raise RestartRequired(self._main_reason(deltas), module=MAIN)
             self._run_group(group, plan, staged)
             for member in group:
                 done.add(member)
@@ -165,9 +165,54 @@ class Stager:
                     if dep in self.graph.dependencies(member):
                         return True
                     continue
-                if info.uses(dep, rebound, set() if member == MAIN else mutated):
+                if member == MAIN:  # its main loop reads globals afresh: top level only
+                    if info.uses(dep, rebound, set(), toplevel_only=True):
+                        return True
+                elif info.uses(dep, rebound, mutated):
                     return True
         return False
+
+    def _promote(self, plan: Plan, accepted: set[str]) -> set[str]:
+        """Patched modules whose changed functions an importer calls at import time.
+
+        That importer re-executes, and must see the new code while it does
+        (``X = lib.compute()``): the patched module is staged too, so the
+        staged world holds the new version of every function in the batch.
+        """
+        promoted: set[str] = set()
+        for module in sorted(plan.patches):
+            if module in accepted or module == MAIN:
+                continue
+            mutated = plan.mutated.get(module, set())
+            for importer in self.graph.importers(module):
+                if importer == MAIN or importer in plan.removed:
+                    continue
+                change = plan.changes.get(importer)
+                info = change.info if change is not None and change.tree is not None else (
+                    self.graph.records[importer].info
+                )
+                if info.uses(module, set(), mutated):
+                    promoted.add(module)
+                    break
+        for module in promoted:
+            plan.patches.pop(module, None)
+            plan.class_patches.pop(module, None)
+            plan.reexec.add(module)
+        return promoted
+
+    def _main_reason(self, deltas: dict[str, tuple[set[str], set[str]]]) -> str:
+        """Why the entry script must run again, naming the name and the line."""
+        record = self.graph.records[MAIN]
+        for dep in sorted(self.graph.dependencies(MAIN) & deltas.keys()):
+            rebound, _ = deltas[dep]
+            use = top_level_use(record.tree, record.info, dep, rebound)
+            if use is not None:
+                name, line = use
+                return (
+                    f"the entry script's top level uses {dep}.{name}, which changed"
+                    f" ({record.path.name}, line {line})"
+                )
+        return "the entry script's top level uses a changed name"
 
     def _run_group(self, group: list[str], plan: Plan, staged: Staged) -> None:
         graph = self.graph
