@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 DisposeHook = Callable[[dict[str, Any]], object]
+MigrateHook = Callable[[Any], object]
 
 
 class Handle:
@@ -39,6 +40,7 @@ class Handle:
         self.accepted = False
         self.declined = False
         self._dispose: list[DisposeHook] = []
+        self._migrations: list[tuple[type, MigrateHook]] = []
 
     def __repr__(self) -> str:
         state = "live" if self.live else "inert"
@@ -51,6 +53,35 @@ class Handle:
         """
         self._dispose.append(hook)
         return hook
+
+    def migrate(self, cls: type) -> Callable[[MigrateHook], MigrateHook]:
+        """Register ``hook(instance)`` to bring live instances of ``cls`` up to date.
+
+        Use as a decorator next to the class::
+
+            @hot.migrate(Counter)
+            def _(counter):
+                if not hasattr(counter, "history"):   # new in __init__
+                    counter.history = []
+
+        When the version of this module that registers the hook is committed,
+        the hook runs once on every live instance of ``cls`` (and of its
+        subclasses), before the old version's dispose hooks. A hook that
+        raises rolls the whole batch back, instances included. Write hooks so
+        that running them twice does no harm: each new version of the module
+        registers (and runs) them again. Inert without a reloader.
+        """
+
+        def register(hook: MigrateHook) -> MigrateHook:
+            self._migrations.append((cls, hook))
+            return hook
+
+        return register
+
+    @property
+    def migrations(self) -> list[tuple[type, MigrateHook]]:
+        """The registered ``(class, hook)`` migrations, in registration order."""
+        return list(self._migrations)
 
     def accept(self) -> None:
         """Declare this module a boundary: its importers need not re-execute for it."""

@@ -28,6 +28,7 @@ from .closures import ClosureUpdate, find_closures
 from .commit import commit_batch
 from .plan import Plan, make_plan, resolve_patches
 from .reconcile import Reconciler
+from .scan import init_attributes
 from .stage import Staged, Stager, user_traceback
 from .undo import UndoLog
 
@@ -170,7 +171,35 @@ class Batch:
                 )
         self.closures, notes = find_closures(self.plan, self.graph, self.staged)
         self.notes.extend(notes)
+        self.notes.extend(self._new_attributes())
         self.participants.stage(self)
+
+    def _new_attributes(self) -> list[str]:
+        """Classes whose ``__init__`` now sets attributes that old instances lack.
+
+        A class with a ``hot.migrate`` hook in the new version is left to it.
+        """
+        migrated = {
+            (cls.__module__, cls.__qualname__)
+            for handle in (self.hot.staged_handles or {}).values()
+            for cls, _ in handle.migrations
+        }
+        notes = []
+        for module, change in sorted(self.plan.changes.items()):
+            record = self.graph.records.get(module)
+            if change.tree is None or record is None:
+                continue
+            if module not in self.plan.patches and module not in self.staged.modules:
+                continue
+            before = init_attributes(record.tree)
+            for qualname, attrs in sorted(init_attributes(change.tree).items()):
+                added = attrs - before.get(qualname, attrs)
+                if added and (module, qualname) not in migrated:
+                    notes.append(
+                        f"{module}.{qualname}: __init__ now sets {', '.join(sorted(added))};"
+                        " instances made before lack them (migrate them with hot.migrate)"
+                    )
+        return notes
 
     def _accepted(self) -> set[str]:
         return {n for n, h in self.hot.handles.items() if h.accepted}

@@ -18,6 +18,8 @@ undone):
 
 from __future__ import annotations
 
+import functools
+import gc
 import sys
 import types
 from typing import TYPE_CHECKING
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING
 from .. import _compat
 from .._errors import ReloadError
 from .closures import apply_closure_updates
-from .patch import apply_body_patch, apply_class_patch
+from .patch import apply_body_patch, apply_class_patch, instance_dict
 from .undo import UndoLog
 
 if TYPE_CHECKING:
@@ -59,6 +61,7 @@ def commit_batch(batch: Batch) -> None:
     batch.reconciler.commit(undo)
     functions += batch.reconciler.updated_functions
     batch.participants.commit(batch, undo)
+    _migrate(batch)
 
     for name, hooks in disposals:
         data = hot.handles[name].data
@@ -91,6 +94,50 @@ def commit_batch(batch: Batch) -> None:
     graph.staged_records = None
     for name in plan.removed:
         graph.remove(name)
+
+
+def _migrate(batch: Batch) -> None:
+    """Run the new versions' ``hot.migrate`` hooks on live instances (undoably)."""
+    hooks = [
+        (name, cls, hook)
+        for name, handle in sorted((batch.hot.staged_handles or {}).items())
+        for cls, hook in handle.migrations
+    ]
+    if not hooks:
+        return
+    for name, cls, hook in hooks:
+        live = batch.reconciler.remap(cls)
+        for instance in live_instances(live):
+            state = instance_dict(instance)
+            if state is not None:
+                batch.undo.on_rollback(
+                    functools.partial(_compat.replace_dict, state, dict(state))
+                )
+            try:
+                hook(instance)
+            except Exception as exc:
+                raise ReloadError(
+                    f"migration hook of {name} failed on {instance!r}: {exc!r}",
+                    module=name, phase="migrate",
+                ) from exc
+
+
+def live_instances(cls: type) -> list[object]:
+    """Instances of ``cls`` and its subclasses, found through the garbage collector.
+
+    Instances of classes defined in Python refer to their class, so one
+    ``gc.get_referrers`` pass finds them; it is paid only by batches that
+    register a migration.
+    """
+    classes: list[type] = [cls]
+    for klass in classes:
+        subclasses: list[type] = type.__subclasses__(klass)
+        classes.extend(k for k in subclasses if k not in classes)
+    wanted = {id(k) for k in classes}
+    return [
+        obj for obj in gc.get_referrers(*classes)
+        if id(type(obj)) in wanted and not isinstance(obj, type)
+    ]
 
 
 def _frozen_hooks(handle: Handle) -> list[DisposeHook]:

@@ -357,3 +357,44 @@ def scan(tree: ast.Module, name: str, *, is_package: bool) -> ModuleInfo:
         reached_scopes=frozenset(seen),
         toplevel=toplevel,
     )
+
+
+def init_attributes(tree: ast.Module) -> dict[str, set[str]]:
+    """Per class (qualified name, nested classes too): attributes ``__init__`` sets on self.
+
+    ``self.x = ...``, ``self.x: T = ...``, ``self.x += ...`` in ``__init__``'s
+    body (the first parameter's name is used, whatever it is called).
+    """
+    found: dict[str, set[str]] = {}
+
+    def visit_class(node: ast.ClassDef, prefix: str) -> None:
+        qualname = f"{prefix}{node.name}"
+        for item in node.body:
+            if isinstance(item, ast.ClassDef):
+                visit_class(item, f"{qualname}.")
+            elif (
+                isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+                and item.name == "__init__"
+                and item.args.args
+            ):
+                me = item.args.args[0].arg
+                attrs: set[str] = set()
+                for sub in ast.walk(item):
+                    targets: list[ast.expr] = []
+                    if isinstance(sub, ast.Assign):
+                        targets = sub.targets
+                    elif isinstance(sub, ast.AnnAssign | ast.AugAssign):
+                        targets = [sub.target]
+                    for target in targets:
+                        if (
+                            isinstance(target, ast.Attribute)
+                            and isinstance(target.value, ast.Name)
+                            and target.value.id == me
+                        ):
+                            attrs.add(target.attr)
+                found[qualname] = attrs
+
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ClassDef):
+            visit_class(stmt, "")
+    return found
