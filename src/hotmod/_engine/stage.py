@@ -18,13 +18,15 @@ import sys
 import threading
 import traceback
 import types
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .._errors import ReloadError, RestartRequired
 from .._hot import HotState
 from .graph import MAIN, ModuleGraph
+from .isolate import guarded_imports
 from .plan import Plan
 from .reconcile import ModuleDelta, Reconciler
 from .scan import top_level_use
@@ -66,7 +68,8 @@ class Stager:
             if module is not None:
                 staged.removed[name] = module
         try:
-            self._stage_all(plan, reconciler, staged, accepted)
+            with guarded_imports(_LiveView(staged)):
+                self._stage_all(plan, reconciler, staged, accepted)
         except BaseException:
             self._restore(staged)
             first_imported = set(sys.modules) - before
@@ -264,6 +267,27 @@ class Stager:
             parent = sys.modules.get(parent_name) if parent_name else None
             if parent is not None and parent.__dict__.get(child) is not live:
                 setattr(parent, child, live)
+
+
+class _LiveView(dict[str, types.ModuleType]):
+    """The live modules the batch took out of ``sys.modules`` (staged ones and removed)."""
+
+    def __init__(self, staged: Staged) -> None:
+        super().__init__()
+        self._staged = staged
+
+    def __len__(self) -> int:
+        return len(self._staged.live) + len(self._staged.removed)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._staged.live or name in self._staged.removed
+
+    def __iter__(self) -> Iterator[str]:
+        yield from list(self._staged.live)
+        yield from list(self._staged.removed)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._staged.live.get(name) or self._staged.removed.get(name, default)
 
 
 def _stage_error(exc: BaseException, module: str, graph: ModuleGraph) -> ReloadError:
