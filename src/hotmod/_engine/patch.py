@@ -102,19 +102,24 @@ def _children(obj: object) -> Iterator[object]:
     elif issubclass(kind, type):
         yield from list(obj.__dict__.values())
     elif kind in _CONTAINERS:
-        values: Any = obj.values() if kind is dict else obj  # type: ignore[attr-defined]
-        yield from list(values)
+        if len(obj) <= _WIDE:  # type: ignore[arg-type]
+            values: Any = obj.values() if kind is dict else obj  # type: ignore[attr-defined]
+            yield from list(values)
     else:
         # lru_cache and other C wrappers keep ``__wrapped__`` in their __dict__;
         # registries, callable objects and command objects (click, Celery)
         # keep the function among their attributes.
         attrs = instance_dict(obj)
-        if attrs is not None:
+        if attrs is not None and len(attrs) <= _WIDE:
             yield from list(attrs.values())
 
 
-def _may_hold(obj: object, module: str) -> bool:
-    """Whether walking into ``obj`` can find this module's functions (cheap type tests)."""
+def _may_hold(obj: object, module: str, *, broad: bool = False) -> bool:
+    """Whether walking into ``obj`` can find this module's functions (cheap type tests).
+
+    ``broad`` looks into any instance of a class not built in: the second
+    pass, made only when a changed function was not found by the first.
+    """
     kind = type(obj)
     if kind is types.FunctionType or kind in _CONTAINERS or kind is _LRU_WRAPPER:
         return True
@@ -127,6 +132,8 @@ def _may_hold(obj: object, module: str) -> bool:
     # An instance: worth a look when its class comes from this module (a
     # registry or callable defined here) or it is callable (a decorator's
     # object, such as a click command holding ``callback``).
+    if broad:
+        return True
     return kind.__module__ == module or "__call__" in _type_dict_chain(kind)
 
 
@@ -141,10 +148,11 @@ def _type_dict_chain(kind: type) -> set[str]:
 # structure must not make every body edit slow.
 _WALK_BUDGET = 20_000
 _WALK_DEPTH = 6
+_WIDE = 1_000  # a container or instance wider than this holds data, not functions
 
 
 def own_functions(
-    namespace: dict[str, Any], module: str
+    namespace: dict[str, Any], module: str, *, broad: bool = False
 ) -> Iterator[tuple[str, types.FunctionType, object | None]]:
     """Every function of this module reachable from its namespace.
 
@@ -163,7 +171,7 @@ def own_functions(
             if id(obj) in seen or depth > _WALK_DEPTH:
                 continue
             try:
-                if not _may_hold(obj, module):
+                if not _may_hold(obj, module, broad=broad):
                     continue
             except Exception:  # a metaclass with odd attributes: not ours to inspect
                 continue
@@ -220,7 +228,10 @@ def body_patches(
     old_by_pos = {(c.co_qualname, c.co_firstlineno): k for k, c in old_by_key.items()}
     patches: list[BodyPatch] = []
     found: set[CodeKey] = set()
-    for top, func, cache in own_functions(namespace, module):
+    patched: set[int] = set()
+    for top, func, cache in _two_passes(namespace, module, old_by_key, new_by_key):
+        if id(func) in patched:
+            continue
         code = func.__code__
         key = old_by_id.get(id(code)) or old_by_pos.get((code.co_qualname, code.co_firstlineno))
         if key is None:
@@ -237,6 +248,7 @@ def body_patches(
         if not _compat.can_swap_code(func, replacement):
             return [], f"{code.co_qualname}: closure variables changed", []
         patches.append(BodyPatch(func, replacement, top, cache, signature))
+        patched.add(id(func))
     unmatched = sorted(
         key[0] for key, code in old_by_key.items()
         if key not in found
@@ -246,6 +258,29 @@ def body_patches(
         and not _compat.code_equal(code, new_by_key[key])
     )
     return patches, None, unmatched
+
+
+def _two_passes(
+    namespace: dict[str, Any],
+    module: str,
+    old_by_key: dict[CodeKey, types.CodeType],
+    new_by_key: dict[CodeKey, types.CodeType],
+) -> Iterator[tuple[str, types.FunctionType, object | None]]:
+    """The module's functions; a broader second walk only if a changed one is missing.
+
+    Registries and command objects defined elsewhere hold functions in plain
+    attributes; looking into every instance is paid only when needed.
+    """
+    missing = {
+        id(code) for key, code in old_by_key.items()
+        if _is_named_function(code) and "<locals>" not in key[0]
+        and key in new_by_key and not _compat.code_equal(code, new_by_key[key])
+    }
+    for item in own_functions(namespace, module):
+        missing.discard(id(item[1].__code__))
+        yield item
+    if missing:
+        yield from own_functions(namespace, module, broad=True)
 
 
 _CO_OPTIMIZED = 0x0001  # functions (not module or class bodies)
