@@ -48,6 +48,7 @@ def test_hot_api_example_runs_under_plain_python(doc: str, body: str) -> None:
         "__name__": "docs_example",
         "URL": "sqlite://",
         "create_engine": create_engine,
+        "Counter": type("Counter", (), {}),
     }
     exec(compile(body, doc, "exec"), namespace)
     assert made == ["sqlite://"]  # keep() just calls the factory without a reloader
@@ -67,7 +68,7 @@ def test_reloader_example_runs(
     printed: list[tuple[object, ...]] = []
     namespace: dict[str, Any] = {"print": lambda *args: printed.append(args)}
     exec(compile(body, doc, "exec"), namespace)
-    assert printed == [(Outcome.UNCHANGED, (), ())]  # nothing was edited
+    assert printed == [(Outcome.APPLIED, ("myapp.views",), ())]  # a body edit: patched
 
 
 @pytest.mark.parametrize(("doc", "body"), blocks("json"))
