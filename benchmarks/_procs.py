@@ -95,6 +95,12 @@ class Program:
             self._eof = True
             self._cond.notify_all()
 
+    @property
+    def exited(self) -> bool:
+        """Whether the program's stdout closed (it exited, or is exiting)."""
+        with self._cond:
+            return self._eof
+
     def count(self) -> int:
         """How many observations so far (a mark for :meth:`wait_for`)."""
         with self._cond:

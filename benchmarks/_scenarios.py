@@ -14,18 +14,29 @@ printed when it first saw the new value.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import shlex
 import statistics
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from _procs import BenchError, Event, EventLog, Program, rss_kib
-from genproject import Project, body_source, const_source, observed, reset, save
+from genproject import (
+    Project,
+    big_source,
+    body_source,
+    const_source,
+    factory_source,
+    observed,
+    reset,
+    save,
+)
 
 
 class Mode(enum.StrEnum):
@@ -37,6 +48,14 @@ class Mode(enum.StrEnum):
 class Kind(enum.StrEnum):
     BODY = "body"  # function body edit: a patch, no module re-executes
     REEXEC = "reexec"  # module constant edit: the leaf and its 5 importers re-execute
+    CLOSURE = "closure"  # body of handler(), nested in make(): live only in closures
+    SIBLING = "sibling"  # body of sibling(), make()'s top-level neighbour
+    BIG = "big"  # body of order_summary(), mid-way through a 5,000-line module
+    BIG_SHIFT = "big-shift"  # the same, plus one more line: every later function moves
+
+
+# What one session of ``latency_run`` edits unless told otherwise.
+BASIC_KINDS = (Kind.BODY, Kind.REEXEC)
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,11 @@ class Options:
     edit_timeout_s: float = 30.0
     start_timeout_s: float = 120.0
     settle_s: float = 0.05  # pause between edits (pacing, not synchronisation)
+    # If set (hotmod only): an edit waits for its reload event, then at most this
+    # long for the program to see the new value; an edit the engine reported but
+    # the program never saw is recorded as ``not_live`` instead of stalling the
+    # series for ``edit_timeout_s`` (edits that today's engine cannot make live).
+    live_grace_s: float | None = None
 
 
 def command(mode: Mode, project: Project, events: Path) -> list[str]:
@@ -64,22 +88,50 @@ def command(mode: Mode, project: Project, events: Path) -> list[str]:
 class EditState:
     """The values the edited files hold now; each edit moves one of them on."""
 
+    project: Project
     value: int = 0
     const: int = 0
+    closure: int = 0
+    sibling: int = 0
+    big: int = 0
+    big_extra: int = 0  # lines added to order_summary() so far
     edits: int = 0
 
     def current(self) -> str:
-        return observed(self.value, self.const)
+        factory = self.project.closures > 0
+        return observed(
+            self.value,
+            self.const,
+            closure=self.closure if factory else None,
+            sibling=self.sibling if factory else None,
+            big=self.big if self.project.big_lines else None,
+        )
 
-    def advance(self, project: Project, kind: Kind) -> tuple[Path, str, str]:
+    def advance(self, kind: Kind) -> tuple[Path, str, str]:
         """The next edit of ``kind``: (file, new text, the value the program should see)."""
         self.edits += 1
+        project, edit = self.project, self.edits
         if kind is Kind.BODY:
             self.value += 1
-            path, text = project.body_file, body_source(self.value, edit=self.edits)
-        else:
+            path, text = project.body_file, body_source(self.value, edit=edit)
+        elif kind is Kind.REEXEC:
             self.const += 1
-            path, text = project.const_file, const_source(self.const, edit=self.edits)
+            path, text = project.const_file, const_source(self.const, edit=edit)
+        elif kind in (Kind.CLOSURE, Kind.SIBLING):
+            if not project.closures:
+                raise BenchError(f"{kind} edits need a project with a factory module")
+            if kind is Kind.CLOSURE:
+                self.closure += 1
+            else:
+                self.sibling += 1
+            path, text = project.factory_file, factory_source(self.closure, self.sibling, edit=edit)
+        else:
+            if not project.big_lines:
+                raise BenchError(f"{kind} edits need a project with a big module")
+            self.big += 1
+            self.big_extra += kind is Kind.BIG_SHIFT
+            text = big_source(project.big_lines, self.big, extra=self.big_extra, edit=edit)
+            path = project.big_file
         return path, text, self.current()
 
 
@@ -95,6 +147,8 @@ class EditSample:
     outcomes: list[str] = field(default_factory=list)  # one per reload event
     patched: int = 0
     reexecuted: int = 0
+    functions: int = 0  # function objects whose code hotmod replaced (its ``functions``)
+    not_live: bool = False  # reloaded, but the program never saw the new value (grace passed)
     stray: list[str] = field(default_factory=list)  # values seen that were neither old nor new
     error: str | None = None
     events: list[Event] = field(default_factory=list)  # kept only when something was off
@@ -114,7 +168,7 @@ class Session:
         events_path = opts.workdir / f"{label}.events.jsonl"
         events_path.unlink(missing_ok=True)
         self.events = EventLog(events_path)
-        self.state = EditState()
+        self.state = EditState(project)
         reset(project)  # an earlier session left its edits in the files
         self.program = Program(
             command(mode, project, events_path),
@@ -148,14 +202,27 @@ class Session:
     def edit(self, kind: Kind, *, warmup: bool = False) -> EditSample:
         """Save one edit and wait until the program runs it."""
         old = self.state.current()
-        path, text, expected = self.state.advance(self.project, kind)
+        path, text, expected = self.state.advance(kind)
         sample = EditSample(kind=kind.value, warmup=warmup)
         mark = self.program.count()
         reloads_before = len(self.events.of("reload"))
+        grace = self.opts.live_grace_s if self.mode is Mode.HOTMOD else None
         t0 = time.time_ns()
         save(path, text, mode=self.opts.save_mode)
         try:
-            seen = self.program.wait_for(expected, since=mark, timeout=self.opts.edit_timeout_s)
+            if grace is not None:
+                self.events.wait_count(
+                    "reload", reloads_before + 1, timeout=self.opts.edit_timeout_s
+                )
+                try:
+                    seen = self.program.wait_for(expected, since=mark, timeout=grace)
+                except BenchError as exc:
+                    sample.not_live = not self.program.exited
+                    raise BenchError(
+                        f"reloaded, not live {grace:g} s after the reload event: {exc}"
+                    ) from exc
+            else:
+                seen = self.program.wait_for(expected, since=mark, timeout=self.opts.edit_timeout_s)
             sample.latency_ms = (seen.time_ns - t0) / 1e6
             sample.stray = [
                 o.value
@@ -183,18 +250,23 @@ class Session:
         sample.engine_ms = sum(float(e.get("duration_ms", 0.0)) for e in reloads) or None
         sample.patched = sum(len(e.get("patched", ())) for e in reloads)
         sample.reexecuted = sum(len(e.get("reexecuted", ())) for e in reloads)
+        sample.functions = sum(int(e.get("functions", 0)) for e in reloads)
         if sample.anomalous:
             sample.events = reloads
 
 
 def edit_series(session: Session, kind: Kind, *, count: int, warmup: int) -> list[EditSample]:
-    """``warmup`` + ``count`` edits of one kind; stops early after 3 failures in a row."""
+    """``warmup`` + ``count`` edits of one kind; stops early after 3 failures in a row.
+
+    An edit that was reloaded but did not go live (``not_live``) is an outcome
+    to record, not a failure of the benchmark: the series goes on.
+    """
     samples: list[EditSample] = []
     failures = 0
     for i in range(warmup + count):
         sample = session.edit(kind, warmup=i < warmup)
         samples.append(sample)
-        failures = failures + 1 if sample.error else 0
+        failures = failures + 1 if sample.error and not sample.not_live else 0
         if failures >= 3:
             print(f"    giving up on {kind} edits: {sample.error}", file=sys.stderr)
             break
@@ -202,17 +274,36 @@ def edit_series(session: Session, kind: Kind, *, count: int, warmup: int) -> lis
 
 
 def latency_run(
-    mode: Mode, project: Project, opts: Options, *, count: int, warmup: int, label: str = "latency"
+    mode: Mode,
+    project: Project,
+    opts: Options,
+    *,
+    count: int,
+    warmup: int,
+    label: str = "latency",
+    kinds: Sequence[Kind] = BASIC_KINDS,
 ) -> dict[str, Any]:
-    """Both edit kinds, ``warmup`` + ``count`` each, in one session of ``mode``."""
+    """Each of ``kinds`` in turn, ``warmup`` + ``count`` edits each, in one session of ``mode``."""
     label = f"{label}-{mode}-{project.modules}"
     with Session(mode, project, opts, label) as session:
         startup_ms = session.wait_ready()
         series = {
             kind.value: [asdict(s) for s in edit_series(session, kind, count=count, warmup=warmup)]
-            for kind in Kind
+            for kind in kinds
         }
     return {"mode": mode.value, "modules": project.modules, "startup_ms": startup_ms, **series}
+
+
+def closure_run(
+    project: Project, opts: Options, kind: Kind, *, count: int, warmup: int, grace_s: float
+) -> dict[str, Any]:
+    """``kind`` edits of ``app/factory.py`` under hotmod; unseen edits recorded, not waited out."""
+    live = dataclasses.replace(opts, live_grace_s=grace_s)
+    run = latency_run(
+        Mode.HOTMOD, project, live, count=count, warmup=warmup,
+        label=f"closures-{kind}-h{project.heap_objects}", kinds=(kind,),
+    )  # fmt: skip
+    return {"kind": kind.value, "objects": project.heap_objects, "grace_s": grace_s, **run}
 
 
 def startup_run(project: Project, opts: Options, *, runs: int) -> dict[str, list[float]]:

@@ -14,6 +14,15 @@ The project has ``modules`` Python files in total (every ``.py`` counts, package
                          4k+1..4k+4; past 50 of them they are grouped in packages
                          app/gNN/ of 50 modules each (each __init__ counts too)
 
+Optional, for the scenarios that need them (each counts as one of the modules):
+
+    app/factory.py       ``--closures N``: make() returns a closure ``handler``;
+                         probe.py holds N handlers made from it at import time;
+                         sibling() is make()'s plain top-level neighbour
+    app/big.py           ``--big-lines N``: one module of about N lines (functions,
+                         dataclasses, classes with methods); ``order_summary()``,
+                         near the middle, is the function the benchmark edits
+
 Editing ``value()``'s body is a patch (no module re-executes); editing ``CONST``
 re-executes ``leaf_const`` and its five importers (``user1..5``), nothing else:
 ``probe`` reads ``userN.DERIVED`` through the module object at call time, so it
@@ -23,7 +32,8 @@ does not depend on the changed name.
 on stdout each time the observed value changes, so the benchmark measures
 save-to-live latency from the program's own point of view.
 
-Usage: ``python benchmarks/genproject.py DIR --modules 100 [--heap-objects N]``.
+Usage: ``python benchmarks/genproject.py DIR --modules 100 [--heap-objects N]
+[--closures N] [--big-lines N]``.
 """
 
 from __future__ import annotations
@@ -34,12 +44,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from _bigmodule import big_source
+
 USERS = 5  # importers of CONST that re-execute when it changes
 BRANCHING = 4  # filler module k imports modules 4k+1 .. 4k+4
 GROUP_SIZE = 50  # filler modules per package
 SPECIAL_FILES = 5 + USERS  # main, app/__init__, probe, leaf_body, leaf_const, users
 BODY_MODULE = "app/leaf_body.py"
 CONST_MODULE = "app/leaf_const.py"
+FACTORY_MODULE = "app/factory.py"
+BIG_MODULE = "app/big.py"
 
 
 @dataclass(frozen=True)
@@ -49,10 +63,20 @@ class Project:
     root: Path
     modules: int
     heap_objects: int
+    closures: int = 0  # handlers made from app/factory.py's make(); 0: no factory module
+    big_lines: int = 0  # requested size of app/big.py; 0: no big module
 
     @property
     def main(self) -> Path:
         return self.root / "main.py"
+
+    @property
+    def factory_file(self) -> Path:
+        return self.root / FACTORY_MODULE
+
+    @property
+    def big_file(self) -> Path:
+        return self.root / BIG_MODULE
 
     @property
     def body_file(self) -> Path:
@@ -63,10 +87,28 @@ class Project:
         return self.root / CONST_MODULE
 
 
-def observed(value: int, const: int) -> str:
-    """What ``probe()`` returns when ``value()`` returns ``value`` and ``CONST == const``."""
+def observed(
+    value: int,
+    const: int,
+    *,
+    closure: int | None = None,
+    sibling: int | None = None,
+    big: int | None = None,
+) -> str:
+    """What ``probe()`` returns when ``value()`` returns ``value`` and ``CONST == const``.
+
+    A project with a factory module appends ``|c<values>|s<sibling>``, where
+    ``<values>`` are the distinct values its handlers return (sorted, comma
+    separated: ``c3`` once all of them run the new code); one with a big module
+    appends ``|b<big>``.
+    """
     derived = ",".join(str(const + i) for i in range(1, USERS + 1))
-    return f"{value}|{derived}"
+    text = f"{value}|{derived}"
+    if closure is not None:
+        text += f"|c{closure}|s{sibling}"
+    if big is not None:
+        text += f"|b{big}"
+    return text
 
 
 def _pad(edit: int) -> str:
@@ -96,6 +138,24 @@ def const_source(const: int, *, edit: int = 0) -> str:
     )
 
 
+def factory_source(closure: int, sibling: int, *, edit: int = 0) -> str:
+    """Source of ``app/factory.py``: ``handler`` returns ``closure``, ``sibling()`` ``sibling``."""
+    return (
+        '"""A factory of closures: the program holds handlers that make() returned."""\n'
+        "\n"
+        "\n"
+        "def make():\n"
+        "    def handler() -> int:\n"
+        f"        return {closure}  # edit {edit} {_pad(edit)}\n"
+        "\n"
+        "    return handler\n"
+        "\n"
+        "\n"
+        "def sibling() -> int:\n"
+        f"    return {sibling}\n"
+    )
+
+
 def _user_source(index: int) -> str:
     return (
         f'"""Importer {index} of CONST: uses it at its top level."""\n'
@@ -110,18 +170,39 @@ def _user_source(index: int) -> str:
     )
 
 
-def _probe_source() -> str:
+def _probe_source(*, closures: int = 0, big: bool = False) -> str:
     users = ", ".join(f"user{i}" for i in range(1, USERS + 1))
     derived = ", ".join(f"user{i}.DERIVED" for i in range(1, USERS + 1))
+    extra_imports = "".join(
+        f"from app import {name}\n" for name, on in (("factory", closures), ("big", big)) if on
+    )
+    # Made at run time, by the first probe() (no import-time code calls make()),
+    # and held in a list: no module namespace reaches them, only the heap does.
+    handlers = "HANDLERS: list = []\n" if closures else ""
+    tail = ""
+    if closures:
+        tail += (
+            "    if not HANDLERS:\n"
+            f"        HANDLERS.extend(factory.make() for _ in range({closures}))\n"
+            '    seen = ",".join(sorted({str(h()) for h in HANDLERS}, key=int))\n'
+            '    text += f"|c{seen}|s{factory.sibling()}"\n'
+        )
+    if big:
+        tail += '    text += f"|b{big.order_summary()}"\n'
     return (
         '"""What the running program observes."""\n'
         "\n"
         f"from app import leaf_body, {users}\n"
+        f"{extra_imports}"
+        "\n"
+        f"{handlers}"
         "\n"
         "\n"
         "def probe() -> str:\n"
         f"    derived = ({derived})\n"
-        '    return f"{leaf_body.value()}|" + ",".join(map(str, derived))\n'
+        '    text = f"{leaf_body.value()}|" + ",".join(map(str, derived))\n'
+        f"{tail}"
+        "    return text\n"
     )
 
 
@@ -194,8 +275,8 @@ class _Layout:
         return self.dotted(k).replace(".", "/") + ".py"
 
 
-def _layout(modules: int) -> _Layout:
-    budget = modules - SPECIAL_FILES
+def _layout(modules: int, extra: int = 0) -> _Layout:
+    budget = modules - SPECIAL_FILES - extra
     if budget < 0:
         raise ValueError(f"need at least {SPECIAL_FILES} modules, got {modules}")
     layout = _Layout(budget)
@@ -248,18 +329,24 @@ def children_total(x: int) -> int:
 '''
 
 
-def _files(modules: int, heap_objects: int, startup_s: float) -> dict[str, str]:
-    layout = _layout(modules)
+def _files(
+    modules: int, heap_objects: int, startup_s: float, closures: int = 0, big_lines: int = 0
+) -> dict[str, str]:
+    layout = _layout(modules, extra=bool(closures) + bool(big_lines))
     tree_root = layout.dotted(0) if layout.fillers else None
     files = {
         "main.py": _main_source(
             heap_objects=heap_objects, startup_s=startup_s, tree_root=tree_root
         ),
         "app/__init__.py": '"""Benchmark application package."""\n',
-        "app/probe.py": _probe_source(),
+        "app/probe.py": _probe_source(closures=closures, big=bool(big_lines)),
         BODY_MODULE: body_source(0),
         CONST_MODULE: const_source(0),
     }
+    if closures:
+        files[FACTORY_MODULE] = factory_source(0, 0)
+    if big_lines:
+        files[BIG_MODULE] = big_source(big_lines, 0)
     for i in range(1, USERS + 1):
         files[f"app/user{i}.py"] = _user_source(i)
     for group in range(layout.groups):
@@ -269,18 +356,34 @@ def _files(modules: int, heap_objects: int, startup_s: float) -> dict[str, str]:
     return files
 
 
-def generate(root: Path, *, modules: int, heap_objects: int = 0, startup_s: float = 1.0) -> Project:
+def generate(
+    root: Path,
+    *,
+    modules: int,
+    heap_objects: int = 0,
+    startup_s: float = 1.0,
+    closures: int = 0,
+    big_lines: int = 0,
+) -> Project:
     """Write the project under ``root`` (created if missing) and return it.
 
     ``modules`` is the total number of ``.py`` files (at least 10). ``heap_objects``
     gc-tracked lists are allocated by ``main.py`` before its loop (default 0).
     ``startup_s`` is the duration of ``heavy.py``'s import-time work (default 1.0).
+    ``closures`` > 0 adds ``app/factory.py`` and that many handlers made from it;
+    ``big_lines`` > 0 adds ``app/big.py`` of about that many lines.
     """
-    for rel, text in _files(modules, heap_objects, startup_s).items():
+    for rel, text in _files(modules, heap_objects, startup_s, closures, big_lines).items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    return Project(root=root, modules=modules, heap_objects=heap_objects)
+    return Project(
+        root=root,
+        modules=modules,
+        heap_objects=heap_objects,
+        closures=closures,
+        big_lines=big_lines,
+    )
 
 
 def save(path: Path, text: str, *, mode: str = "rename") -> None:
@@ -301,9 +404,13 @@ def save(path: Path, text: str, *, mode: str = "rename") -> None:
 
 
 def reset(project: Project) -> None:
-    """Restore the two edited files to their generated state."""
+    """Restore the edited files to their generated state."""
     save(project.body_file, body_source(0))
     save(project.const_file, const_source(0))
+    if project.closures:
+        save(project.factory_file, factory_source(0, 0))
+    if project.big_lines:
+        save(project.big_file, big_source(project.big_lines, 0))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -312,9 +419,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--modules", type=int, default=100)
     parser.add_argument("--heap-objects", type=int, default=0)
     parser.add_argument("--startup-s", type=float, default=1.0)
+    parser.add_argument("--closures", type=int, default=0)
+    parser.add_argument("--big-lines", type=int, default=0)
     args = parser.parse_args(argv)
     project = generate(
-        args.root, modules=args.modules, heap_objects=args.heap_objects, startup_s=args.startup_s
+        args.root,
+        modules=args.modules,
+        heap_objects=args.heap_objects,
+        startup_s=args.startup_s,
+        closures=args.closures,
+        big_lines=args.big_lines,
     )
     count = sum(1 for _ in project.root.rglob("*.py"))
     print(f"generated {count} modules in {project.root}")

@@ -2,13 +2,16 @@
 
 Generates projects of 10, 100 and 1000 modules, measures save-to-live latency
 under ``hotmod run`` and under a full restart (watchfiles), reload cost against
-project and heap size, start-up overhead and memory over many reloads; prints a
-markdown report, saves the raw results as JSON under ``benchmarks/results/`` and
-replaces the generated section of ``docs/benchmarks.md`` (full runs only).
+project and heap size, the cost of edits that only closures made at run time
+hold, of one edit in a 5,000-line module, start-up overhead and memory over many
+reloads; prints a markdown report, saves the raw results as JSON under
+``benchmarks/results/`` and replaces the generated section of
+``docs/benchmarks.md`` (full runs only: every scenario, not --quick).
 
     .venv/bin/python benchmarks/run.py            # full run (~10 min on 2 cores)
     .venv/bin/python benchmarks/run.py --quick    # 10/100 modules, few edits
     .venv/bin/python benchmarks/run.py --only latency --no-restart
+    .venv/bin/python benchmarks/run.py --only closures bigmodule
     .venv/bin/python benchmarks/run.py --render benchmarks/results/latest.json --write-docs
 """
 
@@ -28,15 +31,25 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from _bigmodule import big_module
 from _procs import BenchError
 from _report import render
-from _scenarios import Kind, Mode, Options, latency_run, memory_run, startup_run
+from _scenarios import (
+    BASIC_KINDS,
+    Kind,
+    Mode,
+    Options,
+    closure_run,
+    latency_run,
+    memory_run,
+    startup_run,
+)
 from genproject import Project, generate
 
 HERE = Path(__file__).resolve().parent
@@ -44,7 +57,7 @@ RESULTS = HERE / "results"
 DOCS = HERE.parent / "docs" / "benchmarks.md"
 BEGIN = "<!-- BEGIN GENERATED RESULTS: benchmarks/run.py replaces this section -->"
 END = "<!-- END GENERATED RESULTS -->"
-SCENARIOS = ("latency", "heap", "startup", "memory")
+SCENARIOS = ("latency", "heap", "closures", "bigmodule", "startup", "memory")
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,12 @@ class Config:
     memory_edits: int
     memory_modules: int
     startup_s: float
+    closures: int  # handlers the closure project holds
+    closure_heaps: tuple[int, ...]  # extra live objects of the closure-body sessions
+    closure_modules: int
+    big_lines: int
+    big_modules: int
+    live_grace_s: float  # closures, bigmodule: how long after its reload event an edit may take
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Config:
@@ -74,6 +93,12 @@ class Config:
             memory_edits=args.memory_edits or (100 if quick else 1000),
             memory_modules=100,
             startup_s=1.0,
+            closures=100,
+            closure_heaps=(0, 1_000_000, args.heap_objects),
+            closure_modules=100,
+            big_lines=5000,
+            big_modules=100,
+            live_grace_s=1.0,
         )
 
 
@@ -173,8 +198,23 @@ def machine_info(argv: Sequence[str], config: Config, save_mode: str) -> dict[st
     }
 
 
-def prepare(root: Path, modules: int, *, heap_objects: int = 0, startup_s: float) -> Project:
-    project = generate(root, modules=modules, heap_objects=heap_objects, startup_s=startup_s)
+def prepare(
+    root: Path,
+    modules: int,
+    *,
+    heap_objects: int = 0,
+    startup_s: float,
+    closures: int = 0,
+    big_lines: int = 0,
+) -> Project:
+    project = generate(
+        root,
+        modules=modules,
+        heap_objects=heap_objects,
+        startup_s=startup_s,
+        closures=closures,
+        big_lines=big_lines,
+    )
     # Both modes start from warm bytecode caches, as a developer's project would.
     compileall.compile_dir(str(root), quiet=1)
     return project
@@ -191,9 +231,18 @@ class Bench:
         self.hotmod = hotmod_run_available()
         self.results: dict[str, Any] = {"errors": []}
 
-    def project(self, modules: int, *, heap_objects: int = 0) -> Project:
-        root = self.tmp / f"p{modules}-h{heap_objects}"
-        return prepare(root, modules, heap_objects=heap_objects, startup_s=self.config.startup_s)
+    def project(
+        self, modules: int, *, heap_objects: int = 0, closures: int = 0, big_lines: int = 0
+    ) -> Project:
+        root = self.tmp / f"p{modules}-h{heap_objects}-c{closures}-b{big_lines}"
+        return prepare(
+            root,
+            modules,
+            heap_objects=heap_objects,
+            startup_s=self.config.startup_s,
+            closures=closures,
+            big_lines=big_lines,
+        )
 
     def step(self, name: str, action: Callable[[], Any]) -> Any:
         """Run one measurement; a failure is recorded and the next one still runs."""
@@ -234,6 +283,64 @@ class Bench:
         if all(runs.values()):
             self.results["heap"] = {"objects": c.heap_objects, "modules": c.heap_modules, **runs}
 
+    def closures(self) -> None:
+        """Closure-body edits at each heap size, then make()'s sibling at the largest."""
+        c = self.config
+        heaps = sorted(set(c.closure_heaps))
+        sessions = [(Kind.CLOSURE, objects) for objects in heaps]
+        sessions.append((Kind.SIBLING, heaps[-1]))
+        runs = []
+        for kind, objects in sessions:
+            project = self.project(c.closure_modules, heap_objects=objects, closures=c.closures)
+            run = self.step(
+                f"closures {kind} {objects} objects",
+                partial(
+                    closure_run,
+                    project,
+                    self.opts,
+                    kind,
+                    count=c.edits,
+                    warmup=c.warmup,
+                    grace_s=c.live_grace_s,
+                ),
+            )
+            if run:
+                runs.append(run)
+        if runs:
+            self.results["closures"] = {
+                "modules": c.closure_modules,
+                "closures": c.closures,
+                "runs": runs,
+            }
+
+    def bigmodule(self) -> None:
+        """Body edits of one function mid-way through a 5,000-line module, then line shifts."""
+        c = self.config
+        project = self.project(c.big_modules, big_lines=c.big_lines)
+        opts = replace(self.opts, live_grace_s=c.live_grace_s)
+        run = self.step(
+            f"bigmodule {c.big_lines} lines",
+            partial(
+                latency_run,
+                Mode.HOTMOD,
+                project,
+                opts,
+                count=c.edits,
+                warmup=c.warmup,
+                label="bigmodule",
+                kinds=(Kind.BIG, Kind.BIG_SHIFT),
+            ),
+        )
+        if run:
+            module = big_module(c.big_lines)
+            self.results["bigmodule"] = {
+                "modules": c.big_modules,
+                "lines": module.lines,
+                "functions": module.functions,
+                "classes": module.classes,
+                "run": run,
+            }
+
     def startup(self) -> None:
         c = self.config
         runs = self.results.setdefault("startup", [])
@@ -250,7 +357,7 @@ class Bench:
         c = self.config
         project = self.project(c.memory_modules)
         runs = self.results.setdefault("memory", [])
-        for kind in Kind:
+        for kind in BASIC_KINDS:
             run = self.step(
                 f"memory {kind} x{c.memory_edits}",
                 partial(memory_run, project, self.opts, kind, edits=c.memory_edits),
@@ -264,6 +371,8 @@ class Bench:
         actions = {
             "latency": self.latency,
             "heap": self.heap,
+            "closures": self.closures,
+            "bigmodule": self.bigmodule,
             "startup": self.startup,
             "memory": self.memory,
         }
@@ -333,7 +442,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[bench] results saved to {save_results(results)}", file=sys.stderr)
     markdown = render(results)
     print(markdown)
-    write = args.write_docs or not (args.quick or args.no_docs or args.render)
+    # A partial run (--only some scenarios) would drop the others' tables: like
+    # --quick, it leaves the page alone unless told otherwise.
+    partial_run = set(args.only) != set(SCENARIOS)
+    write = args.write_docs or not (args.quick or args.no_docs or args.render or partial_run)
     if write:
         update_docs(markdown)
         print(f"[bench] updated {DOCS}", file=sys.stderr)
