@@ -2,8 +2,10 @@
 
 Hypothesis draws a project of 3-6 modules importing each other as a DAG (module
 constants, a constant derived at top level from the imported ones, functions,
-``from m import f`` aliases, a class with methods, an instance made at import
-and one made at the first probe that lives on), starts it under ``hotmod run``
+``from m import f`` aliases, a class with methods, a nested class and a method
+whose decorator comes and goes, a closure the program holds, an instance made
+at import and one made at the first probe that lives on), plus a module that
+star-imports the first one and an import cycle,, starts it under ``hotmod run``
 and applies a random sequence of edits, one save at a time. After each save it
 waits for the ``reload`` event and checks: the running program answers like a
 fresh ``python main.py`` on the sources last applied; body-only edits
@@ -44,6 +46,9 @@ class ModSpec:
     method: int
     extras: dict[int, int] = field(default_factory=dict)  # x_<id>() -> value
     extra_methods: dict[int, int] = field(default_factory=dict)  # C.mx_<id>() -> value
+    inner: int = 0  # C.Inner.v(): a nested class
+    closure: int = 0  # make()(): a closure the program holds
+    decorated: bool = False  # C.dm wrapped by a decorator (added and removed)
 
     @property
     def name(self) -> str:
@@ -75,14 +80,34 @@ class ModSpec:
         lines += [
             "",
             "",
+            "def make():",
+            "    def handler():",
+            f"        return {self.closure}",
+            "    return handler",
+            "",
+            "",
+            "def deco(f):",
+            "    def wrapper(self):",
+            '        return ["deco", f(self)]',
+            "    return wrapper",
+            "",
+            "",
             "class Base:",
             "    def base(self):",
             f'        return "base-{self.index}"',
             "",
             "",
             "class C(Base):",
+            "    class Inner:",
+            "        def v(self):",
+            f"            return {self.inner}",
+            "",
             "    def m(self):",
             f"        return [{self.method}, super().base()]",
+            "",
+            *(["    @deco"] if self.decorated else []),
+            "    def dm(self):",
+            f"        return {self.index}",
         ]
         for ident, value in sorted(self.extra_methods.items()):
             lines += ["", f"    def mx_{ident}(self):", f"        return {value}"]
@@ -99,7 +124,9 @@ def render_app(n: int) -> str:
     return f"""\
 import sys
 
+import cyca
 import holder
+import star
 {imports}
 
 MODULES = {names!r}
@@ -107,7 +134,9 @@ ALIASES = {{{aliases}}}
 
 
 def methods(obj, cls):
-    return {{n: getattr(obj, n)() for n in sorted(vars(cls)) if n == "m" or n.startswith("mx_")}}
+    return {{
+        n: getattr(obj, n)() for n in sorted(vars(cls)) if n in ("m", "dm") or n.startswith("mx_")
+    }}
 
 
 def probe():
@@ -115,6 +144,8 @@ def probe():
     for name in MODULES:
         mod = sys.modules[name]
         live = holder.LIVE.setdefault(name, mod.C())  # made on the first probe, lives on
+        inner = holder.LIVE.setdefault(name + ".Inner", mod.C.Inner())
+        held = holder.LIVE.setdefault(name + ".handler", mod.make())  # a closure made once
         out[name] = {{
             "K": mod.K,
             "DERIVED": mod.DERIVED,
@@ -125,9 +156,20 @@ def probe():
             "live": methods(live, mod.C),
             "live-isinstance": isinstance(live, mod.C),
             "inst-isinstance": isinstance(mod.INST, mod.C),
+            "inner": [inner.v(), isinstance(inner, mod.C.Inner)],
+            "closure": held(),
         }}
+    out["star"] = {{n: getattr(star, n)() for n in sorted(vars(star)) if n[:2] in ("f_", "x_")}}
+    out["cycle"] = [cyca.ONE, cyca.TWO]
     return out
 """
+
+
+def cycle_b(value: int) -> str:
+    return f"from cyca import ONE\n\nTWO = ONE + {value}\n"
+
+
+CYCLE_A = "ONE = 1\nfrom cycb import TWO  # noqa: E402\n"
 
 
 def total_edits(default: int) -> int:
@@ -173,7 +215,8 @@ class Session:
 
     def step(self, data: st.DataObject) -> None:
         spec = data.draw(st.sampled_from(self.mods), label="module")
-        kinds = ["body", "method", "const", "add-func", "add-method", "syntax", "raise"]
+        kinds = ["body", "method", "const", "add-func", "add-method", "syntax", "raise",
+                 "inner", "closure", "decorate", "cycle"]
         if spec.extras:
             kinds += ["extra-body", "remove-func"]
         if spec.extra_methods:
@@ -195,6 +238,21 @@ class Session:
             body_only = True
         elif kind == "const":
             spec.k = value if value != spec.k else value + 1000
+        elif kind == "inner":
+            spec.inner = value if value != spec.inner else value + 1000
+            body_only = True
+        elif kind == "closure":
+            spec.closure = value if value != spec.closure else value + 1000
+            body_only = True
+        elif kind == "decorate":
+            spec.decorated = not spec.decorated
+        elif kind == "cycle":  # an import cycle: re-executed in a fresh start's order
+            self.edits += 1
+            self.prog.edit("cycb.py", cycle_b(value))
+            event = self.prog.wait_for_reload()
+            self.expect(event, "applied", what)
+            self.check_oracle(what)
+            return
         elif kind == "add-func":
             spec.extras[self.next_id] = value
             self.next_id += 1
@@ -251,6 +309,9 @@ def run_property(
         project = root / "project"
         files = {f"{m.name}.py": m.render() for m in mods}
         files["holder.py"] = "LIVE = {}\n"
+        files["star.py"] = "from m0 import *\n"
+        files["cyca.py"] = CYCLE_A
+        files["cycb.py"] = cycle_b(0)
         files["app.py"] = render_app(n)
         files["main.py"] = DEFAULT_MAIN
         write_files(project, files)
@@ -289,6 +350,9 @@ def test_generated_sources_compile(tmp_path: Path) -> None:
     mods = [ModSpec(0, [], 1, 2, 3, {5: 6}, {7: 8}), ModSpec(1, [0], 4, 5, 6)]
     files = {f"{m.name}.py": m.render() for m in mods}
     files["holder.py"] = "LIVE = {}\n"
+    files["star.py"] = "from m0 import *\n"
+    files["cyca.py"] = CYCLE_A
+    files["cycb.py"] = cycle_b(0)
     files["app.py"] = render_app(2)
     write_files(tmp_path / "p", files)
     for text in files.values():
@@ -298,4 +362,6 @@ def test_generated_sources_compile(tmp_path: Path) -> None:
     answer = prog.fresh_probe()
     assert answer["m1"]["g"] == [5, 4, 2, 1]
     assert answer["m0"]["funcs"] == {"f_0": 2, "x_5": 6}
-    assert answer["m0"]["live"] == {"m": [3, "base-0"], "mx_7": 8}
+    assert answer["star"] == {"f_0": 2, "x_5": 6}
+    assert answer["cycle"] == [1, 1]
+    assert answer["m0"]["live"] == {"dm": 0, "m": [3, "base-0"], "mx_7": 8}

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ReloadError, RestartRequired
 from .._events import Outcome, ReloadResult
-from .closures import ClosureUpdate, find_closures
+from .closures import ClosureUpdate, carry_history, find_closures
 from .commit import commit_batch
 from .plan import Plan, make_plan, resolve_patches
 from .reconcile import Reconciler
@@ -257,6 +257,7 @@ def record_sources(plan: Plan, graph: ModuleGraph) -> None:
         record = graph.records.get(name)
         if record is None or change.source is None or change.code is None:
             continue
+        carry_history(record.code, change.code)
         record.source, record.code = change.source, change.code
         record._tree, record._info = change.tree, change._info
         with contextlib.suppress(OSError):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import gc
 import types
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,20 +39,56 @@ class ClosureUpdate:
     code: types.CodeType
 
 
+# Per module: older code objects of nested functions that were equal to the
+# version now recorded. A closure made before an unrelated reload still runs
+# one of them (a re-exec compiles equal, not identical, code). Weak: gone when
+# no closure runs them any more.
+_History = dict[tuple[str, int], list["weakref.ref[types.CodeType]"]]
+_histories: weakref.WeakKeyDictionary[types.CodeType, _History] = weakref.WeakKeyDictionary()
+
+
 def nested_changes(
     old: types.CodeType, new: types.CodeType
-) -> dict[types.CodeType, types.CodeType]:
-    """Old nested function code -> its new version, for those whose code changed."""
+) -> list[tuple[types.CodeType, types.CodeType]]:
+    """(old nested function code, its new version) for those that changed.
+
+    Equal older versions still run by closures come too. A list, not a dict:
+    code objects compare (and hash) by value, and equal versions are distinct.
+    """
     old_by_key, _ = code_index(old)
     new_by_key, _ = code_index(new)
-    changed: dict[types.CodeType, types.CodeType] = {}
+    history = _histories.get(old, {})
+    changed: list[tuple[types.CodeType, types.CodeType]] = []
     for key, before in old_by_key.items():
         if "<locals>" not in key[0]:
             continue
         after = new_by_key.get(key)
         if after is not None and not _compat.code_equal(before, after):
-            changed[before] = after
+            changed.append((before, after))
+            for ref in history.get(key, ()):
+                older = ref()
+                if older is not None:
+                    changed.append((older, after))
     return changed
+
+
+def carry_history(old: types.CodeType, new: types.CodeType) -> None:
+    """``new`` replaces ``old`` as a module's recorded code: remember equal nested code."""
+    if not any("<locals>" in c.co_qualname for c in _compat.iter_code_tree(old)):
+        return
+    old_by_key, _ = code_index(old)
+    new_by_key, _ = code_index(new)
+    previous = _histories.get(old, {})
+    history: _History = {}
+    for key, before in old_by_key.items():
+        after = new_by_key.get(key)
+        if "<locals>" not in key[0] or after is None or after is before:
+            continue
+        if _compat.code_equal(before, after):
+            alive = [r for r in previous.get(key, ()) if r() is not None]
+            history[key] = [*alive, weakref.ref(before)]
+    if history:
+        _histories[new] = history
 
 
 def find_closures(
@@ -70,7 +107,7 @@ def find_closures(
             continue
         if module not in plan.patches and module not in staged.modules:
             continue  # not applied in this batch
-        for before, after in nested_changes(record.code, change.code).items():
+        for before, after in nested_changes(record.code, change.code):
             targets[id(before)] = after
             originals.append(before)
     if not targets:
