@@ -22,6 +22,17 @@ from oracle import HotProgramFactory, code
 
 pytestmark = pytest.mark.timeout(120)
 
+
+def issue(section: int, what: str) -> pytest.MarkDecorator:
+    """Expected to fail on today's engine, for the reason issue 5 §1.<section> describes.
+
+    Strict (an unexpected pass fails the run: remove the mark) and only for an
+    assertion of the contract, never for an error in the test itself.
+    """
+    return pytest.mark.xfail(
+        strict=True, raises=AssertionError, reason=f"issue 5 §1.{section}: {what}"
+    )
+
 HOLDER = """
     LIVE = {}
 """
@@ -86,9 +97,7 @@ def test_closures_held_at_module_level_run_new_code(hot_program: HotProgramFacto
     assert hot == {"lib.H": 2, "app.H_APP": 2, "new": 2}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 5 §1.2: closure held in a runtime dict keeps old code"
-)
+@issue(2, "closure held in a runtime dict keeps old code")
 def test_closure_held_in_runtime_dict_runs_new_code(hot_program: HotProgramFactory) -> None:
     """A closure made on the first probe and held only in a runtime dict."""
     prog = hot_program({"holder.py": HOLDER, "lib.py": CLOSURE_LIB, "app.py": CLOSURE_APP})
@@ -160,16 +169,16 @@ def _method_deco_app(decorator: str | None) -> str:
     return source.replace("DECORATOR", decorator)
 
 
-def _kinds(reason: str) -> list[Any]:
-    """Every decorator kind; the plain decorator is the one the engine drops today."""
+def _kinds(what: str) -> list[Any]:
+    """Every decorator kind. Only the plain decorator is lost today: classmethod,
+    staticmethod and property added or removed already apply like a fresh start."""
     return [
-        pytest.param(kind, marks=pytest.mark.xfail(strict=True, reason=reason))
-        if kind == "plain" else kind
+        pytest.param(kind, marks=issue(3, what)) if kind == "plain" else kind
         for kind in DECORATORS
     ]
 
 
-@pytest.mark.parametrize("kind", _kinds("issue 5 §1.3: plain decorator added to a method dropped"))
+@pytest.mark.parametrize("kind", _kinds("plain decorator added to a method dropped"))
 def test_decorator_added_to_method(hot_program: HotProgramFactory, kind: str) -> None:
     prog = hot_program(
         {"holder.py": HOLDER, "deco.py": METHOD_DECO_HELPERS, "app.py": _method_deco_app(None)}
@@ -183,7 +192,7 @@ def test_decorator_added_to_method(hot_program: HotProgramFactory, kind: str) ->
         raise prog.fail(f"decorator {kind!r} added: hot {hot} != fresh {fresh}")
 
 
-@pytest.mark.parametrize("kind", _kinds("issue 5 §1.3: plain decorator removed from a method kept"))
+@pytest.mark.parametrize("kind", _kinds("plain decorator removed from a method kept"))
 def test_decorator_removed_from_method(hot_program: HotProgramFactory, kind: str) -> None:
     prog = hot_program(
         {
@@ -262,9 +271,7 @@ REGISTERED_APP = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 5 §1.4: function inside a registry object not patched"
-)
+@issue(4, "function inside a registry object not patched")
 def test_function_behind_registry_object_runs_new_code(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"registry.py": REGISTRY, "app.py": REGISTERED_APP})
     assert prog.probe()["entry"] == ["job-1", 1]
@@ -275,9 +282,7 @@ def test_function_behind_registry_object_runs_new_code(hot_program: HotProgramFa
     assert hot["registry"] == ["job-2", 2]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 5 §1.4: function inside a __call__ wrapper not patched"
-)
+@issue(4, "function inside a __call__ wrapper not patched")
 def test_function_behind_callable_instance_runs_new_code(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"registry.py": REGISTRY, "app.py": REGISTERED_APP})
     assert prog.probe()["traced"] == ["traced-1", 3]
@@ -314,9 +319,7 @@ NESTED = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 5 §1.5: nested class replaced when outer body re-runs"
-)
+@issue(5, "nested class replaced when outer body re-runs")
 def test_nested_class_keeps_identity_when_outer_class_changes(
     hot_program: HotProgramFactory,
 ) -> None:
@@ -359,9 +362,7 @@ COMPUTE_APP = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 5 §1.6: importer re-executed before the patch commits"
-)
+@issue(6, "importer re-executed before the patch commits")
 def test_value_computed_at_import_follows_body_edit(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"lib.py": COMPUTE_LIB, "b.py": COMPUTE_B, "app.py": COMPUTE_APP})
     prog.replace("lib.py", "return 1", "return 2")
@@ -394,9 +395,7 @@ CYCLE_APP = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 5 §1.7: cycle re-exec: 'partially initialized module'"
-)
+@issue(7, "cycle re-exec: 'partially initialized module'")
 def test_import_cycle_reexecutes(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"a.py": CYCLE_A, "b.py": CYCLE_B, "app.py": CYCLE_APP})
     prog.assert_matches_fresh(what="before")
@@ -433,7 +432,7 @@ STAR_APP = """
 NEW_FUNCTION = '\n\ndef new_function():\n    return "new"\n'
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5 §1.8: name added to a star-imported module")
+@issue(8, "name added to a star-imported module")
 def test_name_added_to_star_imported_module(hot_program: HotProgramFactory) -> None:
     prog = hot_program(
         {"pkg/__init__.py": STAR_INIT, "pkg/sub.py": STAR_SUB, "app.py": STAR_APP}
@@ -444,9 +443,7 @@ def test_name_added_to_star_imported_module(hot_program: HotProgramFactory) -> N
     assert hot["new_function"] == "new"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 5 §1.8: name added to __all__ of a star-imported module"
-)
+@issue(8, "name added to __all__ of a star-imported module")
 def test_star_import_honours_all(hot_program: HotProgramFactory) -> None:
     sub = code(STAR_SUB) + '\n\n__all__ = ["old_function"]\n'
     prog = hot_program({"pkg/__init__.py": STAR_INIT, "pkg/sub.py": sub, "app.py": STAR_APP})
@@ -519,7 +516,7 @@ GETATTR_APP = """
 """
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5 §1.9: importer reading through __getattr__ stale")
+@issue(9, "importer reading through __getattr__ stale")
 def test_module_getattr_change_reaches_import_time_readers(
     hot_program: HotProgramFactory,
 ) -> None:
@@ -569,7 +566,7 @@ ENTRY_MAIN = """
 """
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5 §1.10: name read only in main's functions restarts")
+@issue(10, "name read only in main's functions restarts")
 def test_entry_script_reading_a_name_at_call_time_is_not_restarted(
     hot_program: HotProgramFactory,
 ) -> None:
@@ -583,7 +580,7 @@ def test_entry_script_reading_a_name_at_call_time_is_not_restarted(
     assert prog.restarts == 0
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5 §1.10: restart reason does not name LIMIT and line")
+@issue(10, "restart reason does not name LIMIT and line")
 def test_entry_script_top_level_use_restarts_naming_name_and_line(
     hot_program: HotProgramFactory,
 ) -> None:
@@ -624,7 +621,7 @@ INIT_APP = """
 WITH_EXTRA = ("        self.balance = 0\n", "        self.balance = 0\n        self.extra = 5\n")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5 §1.12: no note names the class and new attribute")
+@issue(12, "no note names the class and new attribute")
 def test_init_gains_attribute_is_reported(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"holder.py": HOLDER, "app.py": INIT_APP})
     prog.probe()
@@ -637,7 +634,7 @@ def test_init_gains_attribute_is_reported(hot_program: HotProgramFactory) -> Non
         raise prog.fail(f"old instances lack Account.extra: a note must say so: {event}")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5 §1.12: --strict applies instead of restarting")
+@issue(12, "--strict applies instead of restarting")
 def test_init_gains_attribute_restarts_in_strict_mode(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"holder.py": HOLDER, "app.py": INIT_APP}, hotmod_args=["--strict"])
     prog.probe()
@@ -721,13 +718,20 @@ SLOW_APP = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 5 §1.13: another thread's import gets the staged module"
-)
+@issue(13, "another thread's import gets the staged module")
 @pytest.mark.parametrize("batch", ["applies", "fails"])
 def test_staged_module_not_seen_by_other_threads(
     hot_program: HotProgramFactory, batch: str
 ) -> None:
+    """While slow's new top level runs staged, another thread of the program imports it.
+
+    Synchronised by files: the staged top level writes ``staging.flag`` and waits
+    for ``go.flag``, which the other thread writes once its ``import slow``
+    returned. It must get the live module (VERSION 1) at once, whether the batch
+    then applies or fails. Today that import blocks on the module's import lock
+    until the staged top level gives up waiting (4 s), then returns the staged
+    module.
+    """
     prog = hot_program({"slow.py": SLOW, "observer.py": OBSERVER, "app.py": SLOW_APP})
     (prog.root / "pause.marker").write_text("")
     if batch == "fails":
@@ -805,7 +809,7 @@ DISPOSE_APP = """
 """
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5 §1.14: dispose ran although the commit then failed")
+@issue(14, "dispose ran although the commit then failed")
 def test_dispose_not_run_when_commit_fails(hot_program: HotProgramFactory) -> None:
     prog = hot_program(
         {
@@ -846,7 +850,7 @@ COMMENTS = """
 """
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5 §1.15: comment-only edit reported as applied")
+@issue(15, "comment-only edit reported as applied")
 def test_comment_only_edit_is_unchanged(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"app.py": COMMENTS})
     prog.replace("app.py", "return 1", "return 2")
@@ -882,7 +886,7 @@ ORDER = """
 """
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5 §1.16: new names appended at the end of the module")
+@issue(16, "new names appended at the end of the module")
 def test_namespace_order_after_reexec(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"app.py": ORDER})
     prog.replace(
@@ -923,7 +927,7 @@ PKG_APP = """
 """
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5 §1.17: sibling staged against the unpatched helper")
+@issue(17, "sibling staged against the unpatched helper")
 def test_submodule_body_edit_and_sibling_constant_in_one_save(
     hot_program: HotProgramFactory,
 ) -> None:
@@ -1022,9 +1026,7 @@ WRAPPERS_APP = """
 """
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 5 §1.18: wrappers made by re-exec read staged globals"
-)
+@issue(18, "wrappers made by re-exec read staged globals")
 def test_decorator_wrappers_after_reexec_read_live_globals(
     hot_program: HotProgramFactory,
 ) -> None:
@@ -1100,7 +1102,7 @@ BASES_APP = """
 """
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5 §1.19: new subclass derives from the staged Base")
+@issue(19, "new subclass derives from the staged Base")
 def test_new_subclasses_derive_from_live_base(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"holder.py": HOLDER, "lib.py": BASES_LIB, "app.py": BASES_APP})
     prog.probe()
@@ -1111,7 +1113,7 @@ def test_new_subclasses_derive_from_live_base(hot_program: HotProgramFactory) ->
     assert hot["caught"] is True
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5 §1.19: replaced class derives from the staged Base")
+@issue(19, "replaced class derives from the staged Base")
 def test_replaced_class_old_instance_still_isinstance_of_live_base(
     hot_program: HotProgramFactory,
 ) -> None:
