@@ -21,15 +21,6 @@ from oracle import DEFAULT_MAIN, HotProgramFactory, code
 pytestmark = pytest.mark.timeout(120)
 
 
-def issue(section: int, what: str) -> pytest.MarkDecorator:
-    """Expected to fail on today's engine, for the reason issue 5 §1.<section> describes.
-
-    Strict (an unexpected pass fails the run: remove the mark) and only for an
-    assertion of the contract, never for an error in the test itself.
-    """
-    return pytest.mark.xfail(
-        strict=True, raises=AssertionError, reason=f"issue 5 §1.{section}: {what}"
-    )
 
 HOLDER = """
     LIVE = {}
@@ -146,7 +137,7 @@ FLASK_LIB = """
 """
 
 
-@issue(1, "'Working outside of application context' on body edit")
+# issue 5 §1.1: 'Working outside of application context' on body edit (fixed)
 def test_flask_view_body_edit_in_module_importing_request(
     hot_program: HotProgramFactory,
 ) -> None:
@@ -158,7 +149,7 @@ def test_flask_view_body_edit_in_module_importing_request(
     assert hot == {"hello": "hello-2 ann lib-1 from app"}
 
 
-@issue(1, "the failed Flask module stays pending, later edits fail")
+# issue 5 §1.1: the failed Flask module stays pending, later edits fail (fixed)
 def test_flask_later_edit_applies_after_a_failed_one(hot_program: HotProgramFactory) -> None:
     """Whatever happens to a body edit of a Flask module, the next save must apply."""
     prog = hot_program(_files(FLASK_APP, **{"lib.py": FLASK_LIB}))
@@ -206,7 +197,7 @@ FACTORY_APP = """
 """
 
 
-@issue(2, "view inside create_app() keeps old code")
+# issue 5 §1.2: view inside create_app() keeps old code (fixed)
 def test_flask_factory_view_body_edit(hot_program: HotProgramFactory) -> None:
     prog = hot_program(_files(FACTORY_APP))
     assert prog.probe() == {"view": "view-1", "other": "other-1"}
@@ -257,7 +248,7 @@ CLICK_APP = """
 """
 
 
-@issue(4, "click command callback not patched")
+# issue 5 §1.4: click command callback not patched (fixed)
 def test_click_command_body_edit(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"holder.py": HOLDER, "app.py": CLICK_APP})
     assert prog.probe()["cli"] == [0, "cli-1 2\n"]

@@ -23,15 +23,6 @@ from oracle import HotProgramFactory, code
 pytestmark = pytest.mark.timeout(120)
 
 
-def issue(section: int, what: str) -> pytest.MarkDecorator:
-    """Expected to fail on today's engine, for the reason issue 5 §1.<section> describes.
-
-    Strict (an unexpected pass fails the run: remove the mark) and only for an
-    assertion of the contract, never for an error in the test itself.
-    """
-    return pytest.mark.xfail(
-        strict=True, raises=AssertionError, reason=f"issue 5 §1.{section}: {what}"
-    )
 
 HOLDER = """
     LIVE = {}
@@ -97,7 +88,7 @@ def test_closures_held_at_module_level_run_new_code(hot_program: HotProgramFacto
     assert hot == {"lib.H": 2, "app.H_APP": 2, "new": 2}
 
 
-@issue(2, "closure held in a runtime dict keeps old code")
+# issue 5 §1.2: closure held in a runtime dict keeps old code (fixed)
 def test_closure_held_in_runtime_dict_runs_new_code(hot_program: HotProgramFactory) -> None:
     """A closure made on the first probe and held only in a runtime dict."""
     prog = hot_program({"holder.py": HOLDER, "lib.py": CLOSURE_LIB, "app.py": CLOSURE_APP})
@@ -172,10 +163,7 @@ def _method_deco_app(decorator: str | None) -> str:
 def _kinds(what: str) -> list[Any]:
     """Every decorator kind. Only the plain decorator is lost today: classmethod,
     staticmethod and property added or removed already apply like a fresh start."""
-    return [
-        pytest.param(kind, marks=issue(3, what)) if kind == "plain" else kind
-        for kind in DECORATORS
-    ]
+    return list(DECORATORS)
 
 
 @pytest.mark.parametrize("kind", _kinds("plain decorator added to a method dropped"))
@@ -271,7 +259,7 @@ REGISTERED_APP = """
 """
 
 
-@issue(4, "function inside a registry object not patched")
+# issue 5 §1.4: function inside a registry object not patched (fixed)
 def test_function_behind_registry_object_runs_new_code(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"registry.py": REGISTRY, "app.py": REGISTERED_APP})
     assert prog.probe()["entry"] == ["job-1", 1]
@@ -282,7 +270,7 @@ def test_function_behind_registry_object_runs_new_code(hot_program: HotProgramFa
     assert hot["registry"] == ["job-2", 2]
 
 
-@issue(4, "function inside a __call__ wrapper not patched")
+# issue 5 §1.4: function inside a __call__ wrapper not patched (fixed)
 def test_function_behind_callable_instance_runs_new_code(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"registry.py": REGISTRY, "app.py": REGISTERED_APP})
     assert prog.probe()["traced"] == ["traced-1", 3]
@@ -319,7 +307,7 @@ NESTED = """
 """
 
 
-@issue(5, "nested class replaced when outer body re-runs")
+# issue 5 §1.5: nested class replaced when outer body re-runs (fixed)
 def test_nested_class_keeps_identity_when_outer_class_changes(
     hot_program: HotProgramFactory,
 ) -> None:
@@ -362,7 +350,7 @@ COMPUTE_APP = """
 """
 
 
-@issue(6, "importer re-executed before the patch commits")
+# issue 5 §1.6: importer re-executed before the patch commits (fixed)
 def test_value_computed_at_import_follows_body_edit(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"lib.py": COMPUTE_LIB, "b.py": COMPUTE_B, "app.py": COMPUTE_APP})
     prog.replace("lib.py", "return 1", "return 2")
@@ -395,7 +383,7 @@ CYCLE_APP = """
 """
 
 
-@issue(7, "cycle re-exec: 'partially initialized module'")
+# issue 5 §1.7: cycle re-exec: 'partially initialized module' (fixed)
 def test_import_cycle_reexecutes(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"a.py": CYCLE_A, "b.py": CYCLE_B, "app.py": CYCLE_APP})
     prog.assert_matches_fresh(what="before")
@@ -432,7 +420,7 @@ STAR_APP = """
 NEW_FUNCTION = '\n\ndef new_function():\n    return "new"\n'
 
 
-@issue(8, "name added to a star-imported module")
+# issue 5 §1.8: name added to a star-imported module (fixed)
 def test_name_added_to_star_imported_module(hot_program: HotProgramFactory) -> None:
     prog = hot_program(
         {"pkg/__init__.py": STAR_INIT, "pkg/sub.py": STAR_SUB, "app.py": STAR_APP}
@@ -443,7 +431,7 @@ def test_name_added_to_star_imported_module(hot_program: HotProgramFactory) -> N
     assert hot["new_function"] == "new"
 
 
-@issue(8, "name added to __all__ of a star-imported module")
+# issue 5 §1.8: name added to __all__ of a star-imported module (fixed)
 def test_star_import_honours_all(hot_program: HotProgramFactory) -> None:
     sub = code(STAR_SUB) + '\n\n__all__ = ["old_function"]\n'
     prog = hot_program({"pkg/__init__.py": STAR_INIT, "pkg/sub.py": sub, "app.py": STAR_APP})
@@ -516,7 +504,7 @@ GETATTR_APP = """
 """
 
 
-@issue(9, "importer reading through __getattr__ stale")
+# issue 5 §1.9: importer reading through __getattr__ stale (fixed)
 def test_module_getattr_change_reaches_import_time_readers(
     hot_program: HotProgramFactory,
 ) -> None:
@@ -566,7 +554,7 @@ ENTRY_MAIN = """
 """
 
 
-@issue(10, "name read only in main's functions restarts")
+# issue 5 §1.10: name read only in main's functions restarts (fixed)
 def test_entry_script_reading_a_name_at_call_time_is_not_restarted(
     hot_program: HotProgramFactory,
 ) -> None:
@@ -580,7 +568,7 @@ def test_entry_script_reading_a_name_at_call_time_is_not_restarted(
     assert prog.restarts == 0
 
 
-@issue(10, "restart reason does not name LIMIT and line")
+# issue 5 §1.10: restart reason does not name LIMIT and line (fixed)
 def test_entry_script_top_level_use_restarts_naming_name_and_line(
     hot_program: HotProgramFactory,
 ) -> None:
@@ -621,7 +609,7 @@ INIT_APP = """
 WITH_EXTRA = ("        self.balance = 0\n", "        self.balance = 0\n        self.extra = 5\n")
 
 
-@issue(12, "no note names the class and new attribute")
+# issue 5 §1.12: no note names the class and new attribute (fixed)
 def test_init_gains_attribute_is_reported(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"holder.py": HOLDER, "app.py": INIT_APP})
     prog.probe()
@@ -634,7 +622,7 @@ def test_init_gains_attribute_is_reported(hot_program: HotProgramFactory) -> Non
         raise prog.fail(f"old instances lack Account.extra: a note must say so: {event}")
 
 
-@issue(12, "--strict applies instead of restarting")
+# issue 5 §1.12: --strict applies instead of restarting (fixed)
 def test_init_gains_attribute_restarts_in_strict_mode(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"holder.py": HOLDER, "app.py": INIT_APP}, hotmod_args=["--strict"])
     prog.probe()
@@ -718,7 +706,7 @@ SLOW_APP = """
 """
 
 
-@issue(13, "another thread's import gets the staged module")
+# issue 5 §1.13: another thread's import gets the staged module (fixed)
 @pytest.mark.parametrize("batch", ["applies", "fails"])
 def test_staged_module_not_seen_by_other_threads(
     hot_program: HotProgramFactory, batch: str
@@ -809,7 +797,7 @@ DISPOSE_APP = """
 """
 
 
-@issue(14, "dispose ran although the commit then failed")
+# issue 5 §1.14: dispose ran although the commit then failed (fixed)
 def test_dispose_not_run_when_commit_fails(hot_program: HotProgramFactory) -> None:
     prog = hot_program(
         {
@@ -850,7 +838,7 @@ COMMENTS = """
 """
 
 
-@issue(15, "comment-only edit reported as applied")
+# issue 5 §1.15: comment-only edit reported as applied (fixed)
 def test_comment_only_edit_is_unchanged(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"app.py": COMMENTS})
     prog.replace("app.py", "return 1", "return 2")
@@ -886,7 +874,7 @@ ORDER = """
 """
 
 
-@issue(16, "new names appended at the end of the module")
+# issue 5 §1.16: new names appended at the end of the module (fixed)
 def test_namespace_order_after_reexec(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"app.py": ORDER})
     prog.replace(
@@ -927,7 +915,7 @@ PKG_APP = """
 """
 
 
-@issue(17, "sibling staged against the unpatched helper")
+# issue 5 §1.17: sibling staged against the unpatched helper (fixed)
 def test_submodule_body_edit_and_sibling_constant_in_one_save(
     hot_program: HotProgramFactory,
 ) -> None:
@@ -1026,7 +1014,7 @@ WRAPPERS_APP = """
 """
 
 
-@issue(18, "wrappers made by re-exec read staged globals")
+# issue 5 §1.18: wrappers made by re-exec read staged globals (fixed)
 def test_decorator_wrappers_after_reexec_read_live_globals(
     hot_program: HotProgramFactory,
 ) -> None:
@@ -1102,7 +1090,7 @@ BASES_APP = """
 """
 
 
-@issue(19, "new subclass derives from the staged Base")
+# issue 5 §1.19: new subclass derives from the staged Base (fixed)
 def test_new_subclasses_derive_from_live_base(hot_program: HotProgramFactory) -> None:
     prog = hot_program({"holder.py": HOLDER, "lib.py": BASES_LIB, "app.py": BASES_APP})
     prog.probe()
@@ -1113,7 +1101,7 @@ def test_new_subclasses_derive_from_live_base(hot_program: HotProgramFactory) ->
     assert hot["caught"] is True
 
 
-@issue(19, "replaced class derives from the staged Base")
+# issue 5 §1.19: replaced class derives from the staged Base (fixed)
 def test_replaced_class_old_instance_still_isinstance_of_live_base(
     hot_program: HotProgramFactory,
 ) -> None:
