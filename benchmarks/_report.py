@@ -389,7 +389,19 @@ def machine_lines(meta: dict[str, Any]) -> list[str]:
         f"- Python {meta['python']}; hotmod {meta['hotmod']}; watchfiles {meta['watchfiles']}",
         f"- Command: `{meta['command']}` ({meta['elapsed_s']:.0f} s)",
         f"- Settings: {meta['settings']}",
+        *_load_line(meta),
     ]
+
+
+def _load_line(meta: dict[str, Any]) -> list[str]:
+    start, end = meta.get("load_start"), meta.get("load_end")
+    if start is None or end is None:
+        return []
+    cores = meta.get("cores") or 1
+    # A run loads the machine by about one core itself: judge the end more leniently.
+    shared = start > cores / 2 or end > cores
+    busy = " (other work shared the machine: expect noise)" if shared else ""
+    return [f"- Load average (1 min) at start / end: {start:.2f} / {end:.2f}{busy}"]
 
 
 def render(results: dict[str, Any]) -> str:

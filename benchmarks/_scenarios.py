@@ -10,12 +10,19 @@ A *session* is one program run in one *mode*:
 Latency is always measured from the program's own observation: ``time.time_ns()``
 just before the benchmark saves the file, to the ``time.time_ns()`` the program
 printed when it first saw the new value.
+
+With ``HOTMOD_BENCH_PROFILE=DIR`` in the environment, ``hotmod`` and ``plain``
+programs start under ``_profchild.py``, which writes cProfile statistics of
+their start-up (up to the first observation) to ``DIR/<session label>-<n>.*``.
+Profiled numbers are slower than real ones: use such a run for the profiles only.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import itertools
+import os
 import shlex
 import statistics
 import sys
@@ -74,14 +81,28 @@ class Options:
     live_grace_s: float | None = None
 
 
-def command(mode: Mode, project: Project, events: Path) -> list[str]:
+PROFILE_ENV = "HOTMOD_BENCH_PROFILE"
+_PROFILE_COUNT = itertools.count(1)
+
+
+def _python(label: str) -> list[str]:
+    """``python``, or ``python _profchild.py PREFIX`` when start-up profiling is on."""
+    folder = os.environ.get(PROFILE_ENV)
+    if not folder:
+        return [sys.executable]
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    prefix = Path(folder).resolve() / f"{label}-{next(_PROFILE_COUNT)}"
+    return [sys.executable, str(Path(__file__).with_name("_profchild.py")), str(prefix)]
+
+
+def command(mode: Mode, project: Project, events: Path, label: str = "run") -> list[str]:
     python = sys.executable
     if mode is Mode.HOTMOD:
-        return [python, "-m", "hotmod", "run", "--json-events", str(events), "main.py"]
+        return [*_python(label), "-m", "hotmod", "run", "--json-events", str(events), "main.py"]
     if mode is Mode.RESTART:
         target = shlex.join([python, "main.py"])
         return [python, "-m", "watchfiles", "--filter", "python", target, str(project.root)]
-    return [python, "main.py"]
+    return [*_python(label), "main.py"]
 
 
 @dataclass
@@ -171,7 +192,7 @@ class Session:
         self.state = EditState(project)
         reset(project)  # an earlier session left its edits in the files
         self.program = Program(
-            command(mode, project, events_path),
+            command(mode, project, events_path, label),
             cwd=project.root,
             log=opts.workdir / f"{label}.log",
         )
@@ -310,11 +331,11 @@ def startup_run(project: Project, opts: Options, *, runs: int) -> dict[str, list
     """Time from spawn to first observed value, ``plain`` and ``hotmod`` alternating."""
     times: dict[str, list[float]] = {Mode.PLAIN.value: [], Mode.HOTMOD.value: []}
     for mode in (Mode.PLAIN, Mode.HOTMOD):  # unmeasured: fills the bytecode caches
-        with Session(mode, project, opts, f"startup-warmup-{mode}") as session:
+        with Session(mode, project, opts, f"startup-warmup-{mode}-{project.modules}") as session:
             session.wait_ready()
     for i in range(runs):
         for mode in (Mode.PLAIN, Mode.HOTMOD) if i % 2 == 0 else (Mode.HOTMOD, Mode.PLAIN):
-            with Session(mode, project, opts, f"startup-{mode}") as session:
+            with Session(mode, project, opts, f"startup-{mode}-{project.modules}") as session:
                 times[mode.value].append(session.wait_ready())
     return times
 

@@ -156,6 +156,14 @@ def _memory_gb() -> float:
     return 0.0
 
 
+def _load() -> float | None:
+    """The 1-minute load average: other work on the machine skews every number."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
 def _version(dist: str) -> str:
     try:
         return metadata.version(dist)
@@ -190,6 +198,7 @@ def machine_info(argv: Sequence[str], config: Config, save_mode: str) -> dict[st
         "python": platform.python_version(),
         "hotmod": f"{_version('hotmod')} ({_git_revision()})",
         "watchfiles": _version("watchfiles"),
+        "load_start": _load(),
         "command": shlex.join(["benchmarks/run.py", *argv]),
         "settings": (
             f"{config.edits} measured edits per kind and session after {config.warmup} "
@@ -423,6 +432,7 @@ def measure(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     if _git_revision() not in meta["hotmod"]:
         meta["hotmod"] += f"; sources changed during the run, now {_git_revision()}"
     meta.update(
+        load_end=_load(),
         elapsed_s=time.monotonic() - started,
         hotmod_run=bench.hotmod,
         quick=bool(args.quick),
