@@ -454,7 +454,7 @@ def test_init_attributes_finds_assignments_to_self_in_init() -> None:
         class NoInit:
             x = 1
     """))
-    assert init_attributes(tree) == {
+    assert init_attributes(tree.body) == {
         "A": {"plain", "annotated", "augmented", "nested_in_if"},
         "A.B": {"inner"},
         "A.B.C": {"deepest"},
@@ -531,3 +531,73 @@ def test_graph_order_puts_dependencies_first_and_groups_a_cycle(tmp_path: Path) 
     assert graph.order(["app", "mid"]) == [["mid"], ["app"]]  # only the names asked for
     assert graph.dependencies("x") == {"y", "base"}
     assert graph.importers("base") == {"mid", "x"}
+
+
+# --------------------------------------------------------------------------------------
+# Regressions for what writing these tests found
+
+
+def test_undo_setattr_on_slots_and_properties_restores_the_value() -> None:
+    class Slotted:
+        __slots__ = ("a",)
+
+    class WithProperty:
+        def __init__(self) -> None:
+            self._v = 1
+
+        @property
+        def v(self) -> int:
+            return self._v
+
+        @v.setter
+        def v(self, value: int) -> None:
+            self._v = value
+
+    slotted, prop = Slotted(), WithProperty()
+    undo = UndoLog()
+    undo.setattr(slotted, "a", 1)
+    undo.setattr(prop, "v", 2)
+    undo.rollback()
+    assert not hasattr(slotted, "a")
+    assert prop.v == 1
+
+
+def _info(source: str, name: str = "imp") -> ModuleInfo:
+    return scan(ast.parse(textwrap.dedent(source)), name, is_package=False)
+
+
+def test_function_defined_in_a_top_level_block_is_followed() -> None:
+    for block in ("if True:", "try:"):
+        tail = "\nexcept Exception:\n    pass\n" if block == "try:" else "\n"
+        source = f"import lib\n{block}\n    def f():\n        return lib.x\n{tail}Y = f()\n"
+        assert _info(source).uses("lib", {"x"}, set())
+
+
+def test_method_of_a_from_imported_class_called_at_import_time() -> None:
+    info = _info("from lib import F\nY = F.make()\n")
+    assert info.uses("lib", set(), {"F"})
+
+
+def test_init_attributes_through_unpacking_for_and_with() -> None:
+    tree = ast.parse(
+        textwrap.dedent(
+            """
+            class A:
+                def __init__(self):
+                    self.a, (self.b, *self.c) = 1, (2, 3)
+                    for self.d in range(2):
+                        pass
+                    with open(__file__) as self.e:
+                        pass
+            """
+        )
+    )
+    assert init_attributes(tree.body) == {"A": {"a", "b", "c", "d", "e"}}
+
+
+def test_top_level_use_sees_decorators_and_defaults() -> None:
+    source = "import m\n\n\n@m.deco\ndef f(x=m.DEFAULT):\n    return m.LATER\n"
+    tree = ast.parse(source)
+    info = scan(tree, "__main__", is_package=False)
+    assert top_level_use(tree, info, "m", {"deco", "DEFAULT", "LATER"}) == ("deco", 4)
+    assert top_level_use(tree, info, "m", {"LATER"}) is None

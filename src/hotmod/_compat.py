@@ -46,7 +46,7 @@ def can_swap_code(func: types.FunctionType, code: types.CodeType) -> bool:
 
 def code_equal(a: types.CodeType, b: types.CodeType) -> bool:
     """Equality of behaviour *and* line numbers (code ``==`` compares both on 3.11+)."""
-    return a == b
+    return a is b or a == b
 
 
 def code_fingerprint(code: types.CodeType) -> tuple[Any, ...]:

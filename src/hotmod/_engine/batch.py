@@ -14,6 +14,7 @@ log and abandons the batch, so the previous version keeps running (G1).
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging
 import time
@@ -191,14 +192,19 @@ class Batch:
                 continue
             if module not in self.plan.patches and module not in self.staged.modules:
                 continue
-            before = init_attributes(record.tree)
-            for qualname, attrs in sorted(init_attributes(change.tree).items()):
-                added = attrs - before.get(qualname, attrs)
-                if added and (module, qualname) not in migrated:
-                    notes.append(
-                        f"{module}.{qualname}: __init__ now sets {', '.join(sorted(added))};"
-                        " instances made before lack them (migrate them with hot.migrate)"
-                    )
+            old_classes = {s.name: s for s in record.tree.body if isinstance(s, ast.ClassDef)}
+            for stmt in change.tree.body:
+                if not isinstance(stmt, ast.ClassDef) or old_classes.get(stmt.name) is stmt:
+                    continue  # unchanged statements (the quick path shares them)
+                old_stmt = old_classes.get(stmt.name)
+                before = init_attributes([old_stmt]) if old_stmt is not None else {}
+                for qualname, attrs in sorted(init_attributes([stmt]).items()):
+                    added = attrs - before.get(qualname, attrs)
+                    if added and (module, qualname) not in migrated:
+                        notes.append(
+                            f"{module}.{qualname}: __init__ now sets {', '.join(sorted(added))};"
+                            " instances made before lack them (migrate them with hot.migrate)"
+                        )
         return notes
 
     def _accepted(self) -> set[str]:
@@ -219,13 +225,16 @@ class Batch:
             self.participants.abandon(self)
 
     def _rolled_back(self, exc: BaseException) -> ReloadResult:
-        self.abandon()
+        # Undo first (participants' commits included, in reverse), then let
+        # everyone forget what they staged: an undo step may still need it.
         try:
             self.undo.rollback()
         except ReloadError as rollback_error:
+            self.abandon()
             return self._result(
                 Outcome.FAILED, error=rollback_error, traceback=user_traceback(exc)
             )
+        self.abandon()
         return self._failed(exc, phase="commit")
 
     def _failed(self, exc: BaseException, *, phase: str) -> ReloadResult:
@@ -257,9 +266,11 @@ def record_sources(plan: Plan, graph: ModuleGraph) -> None:
         record = graph.records.get(name)
         if record is None or change.source is None or change.code is None:
             continue
-        carry_history(record.code, change.code)
+        record.nested_history = carry_history(record.code, change.code, record.nested_history)
         record.source, record.code = change.source, change.code
         record._tree, record._info = change.tree, change._info
+        if record._info is None:
+            graph.cold.add(name)  # scanned off the critical path (ModuleGraph.warm)
         with contextlib.suppress(OSError):
             record.mtime_ns = change.path.stat().st_mtime_ns
 

@@ -39,16 +39,15 @@ class ClosureUpdate:
     code: types.CodeType
 
 
-# Per module: older code objects of nested functions that were equal to the
-# version now recorded. A closure made before an unrelated reload still runs
-# one of them (a re-exec compiles equal, not identical, code). Weak: gone when
-# no closure runs them any more.
-_History = dict[tuple[str, int], list["weakref.ref[types.CodeType]"]]
-_histories: weakref.WeakKeyDictionary[types.CodeType, _History] = weakref.WeakKeyDictionary()
+# Older code objects of a module's nested functions that were equal to the
+# version now recorded, by code key. A closure made before an unrelated reload
+# still runs one of them (a recompile makes equal, not identical, code). Kept
+# on the module's record; weak, so gone when no closure runs them any more.
+NestedHistory = dict[tuple[str, int], list["weakref.ref[types.CodeType]"]]
 
 
 def nested_changes(
-    old: types.CodeType, new: types.CodeType
+    old: types.CodeType, new: types.CodeType, history: NestedHistory
 ) -> list[tuple[types.CodeType, types.CodeType]]:
     """(old nested function code, its new version) for those that changed.
 
@@ -57,13 +56,12 @@ def nested_changes(
     """
     old_by_key, _ = code_index(old)
     new_by_key, _ = code_index(new)
-    history = _histories.get(old, {})
     changed: list[tuple[types.CodeType, types.CodeType]] = []
     for key, before in old_by_key.items():
         if "<locals>" not in key[0]:
             continue
         after = new_by_key.get(key)
-        if after is not None and not _compat.code_equal(before, after):
+        if after is not None and after is not before and not _compat.code_equal(before, after):
             changed.append((before, after))
             for ref in history.get(key, ()):
                 older = ref()
@@ -72,23 +70,26 @@ def nested_changes(
     return changed
 
 
-def carry_history(old: types.CodeType, new: types.CodeType) -> None:
-    """``new`` replaces ``old`` as a module's recorded code: remember equal nested code."""
-    if not any("<locals>" in c.co_qualname for c in _compat.iter_code_tree(old)):
-        return
+def carry_history(
+    old: types.CodeType, new: types.CodeType, previous: NestedHistory
+) -> NestedHistory:
+    """The history to keep once ``new`` replaces ``old`` as a module's recorded code."""
+    if not previous and not any("<locals>" in c.co_qualname for c in _compat.iter_code_tree(old)):
+        return {}
     old_by_key, _ = code_index(old)
     new_by_key, _ = code_index(new)
-    previous = _histories.get(old, {})
-    history: _History = {}
+    history: NestedHistory = {}
     for key, before in old_by_key.items():
         after = new_by_key.get(key)
-        if "<locals>" not in key[0] or after is None or after is before:
+        if "<locals>" not in key[0] or after is None:
             continue
-        if _compat.code_equal(before, after):
-            alive = [r for r in previous.get(key, ()) if r() is not None]
+        alive = [r for r in previous.get(key, ()) if r() is not None]
+        if after is before:
+            if alive:
+                history[key] = alive  # the same code object: nothing new to remember
+        elif _compat.code_equal(before, after):
             history[key] = [*alive, weakref.ref(before)]
-    if history:
-        _histories[new] = history
+    return history
 
 
 def find_closures(
@@ -107,7 +108,7 @@ def find_closures(
             continue
         if module not in plan.patches and module not in staged.modules:
             continue  # not applied in this batch
-        for before, after in nested_changes(record.code, change.code):
+        for before, after in nested_changes(record.code, change.code, record.nested_history):
             targets[id(before)] = after
             originals.append(before)
     if not targets:

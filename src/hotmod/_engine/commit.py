@@ -90,6 +90,9 @@ def commit_batch(batch: Batch) -> None:
         previous = graph.records.get(name)
         if previous is not None:
             record.order = previous.order
+            record.nested_history = previous.nested_history  # set by record_sources
+            if previous.code is record.code:  # the planner's code: its tree and facts too
+                record._tree, record._info = previous._tree, previous._info
         graph.add(record)
     graph.staged_records = None
     for name in plan.removed:

@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 import types
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
@@ -52,6 +53,11 @@ class ModuleRecord:
     rank: int = 0  # 1 + the highest rank of its project dependencies: a topological key
     _tree: ast.Module | None = None
     _info: ModuleInfo | None = None
+    # Older, equal code of nested functions that live closures may still run
+    # (see closures.py); keyed by code key.
+    nested_history: dict[tuple[str, int], list[weakref.ref[types.CodeType]]] = field(
+        default_factory=dict
+    )
 
     @property
     def tree(self) -> ast.Module:
@@ -126,6 +132,7 @@ class ModuleGraph:
         self._importers: dict[str, set[str]] = {}  # module -> project modules importing it
         self._unindexed: list[ModuleRecord] = []
         self._module_dirs: set[str] = set()  # folders that hold (or held) project modules
+        self.cold: set[str] = set()  # records whose scan is pending (see warm())
 
     # -- project membership ----------------------------------------------------------
     def is_project_file(self, path: Path | str) -> bool:
@@ -228,6 +235,27 @@ class ModuleGraph:
                 ranks = [self.records[d].rank for d in record.imports if d in self.records]
                 record.rank = 1 + max(ranks, default=0)
                 record.indexed = True
+
+    def warm_large(self, lines: int = 2_000) -> None:
+        """Parse the trees of large modules ahead of their first edit (watch thread).
+
+        A body edit of a large module then re-parses only what it touched
+        (see quick.py); smaller modules parse on demand, cheaply.
+        """
+        for record in list(self.records.values()):
+            if record._tree is None and record.source.count("\n") >= lines:
+                _ = record.tree
+
+    def warm(self) -> None:
+        """Scan the records a quick reload left unscanned, off the critical path.
+
+        Called by the watch thread after a batch is reported, so the next
+        edit of a large module finds its facts ready.
+        """
+        while self.cold:
+            record = self.records.get(self.cold.pop())
+            if record is not None:
+                _ = record.info
 
     def changed_on_disk(self) -> set[Path]:
         """Files of project modules modified since the version that runs was read."""

@@ -22,6 +22,9 @@ called by :class:`Participants` in a fixed order for every batch:
     The batch will not be committed (failed, rolled back or escalated):
     forget what ``prepare``/``stage`` built. Always called for every
     participant that was prepared, even if an earlier ``abandon`` raised.
+    When a commit fails, the undo log (every participant's undo steps
+    included) is rolled back first, then ``abandon`` runs: an undo step may
+    still use what the participant staged.
 
 The loop mirrors pluggy's call loop: steps run in registration order (``order``
 first, lower first), ``abandon`` runs in reverse and every one of them runs;

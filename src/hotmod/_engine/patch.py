@@ -33,7 +33,15 @@ _HOLDERS = (
 
 
 def code_index(code: types.CodeType) -> tuple[dict[CodeKey, types.CodeType], dict[int, CodeKey]]:
-    """Nested code objects of a module by (qualname, occurrence), and keys by ``id``."""
+    """Nested code objects of a module by (qualname, occurrence), and keys by ``id``.
+
+    Cached for the last few module code objects: a batch asks for the same
+    two (live and new) several times, and the new one is the next batch's
+    live one. Treat the result as read-only.
+    """
+    cached = _INDEX_CACHE.get(id(code))
+    if cached is not None and cached[0] is code:
+        return cached[1], cached[2]
     by_key: dict[CodeKey, types.CodeType] = {}
     by_id: dict[int, CodeKey] = {}
     seen: dict[str, int] = {}
@@ -45,7 +53,16 @@ def code_index(code: types.CodeType) -> tuple[dict[CodeKey, types.CodeType], dic
         key = (nested.co_qualname, occurrence)
         by_key[key] = nested
         by_id[id(nested)] = key
+    _INDEX_CACHE[id(code)] = (code, by_key, by_id)  # holds ``code``: its id stays unique
+    while len(_INDEX_CACHE) > _INDEX_CACHE_SIZE:
+        del _INDEX_CACHE[next(iter(_INDEX_CACHE))]
     return by_key, by_id
+
+
+_INDEX_CACHE_SIZE = 8
+_INDEX_CACHE: dict[
+    int, tuple[types.CodeType, dict[CodeKey, types.CodeType], dict[int, CodeKey]]
+] = {}
 
 
 def instance_dict(obj: object) -> dict[str, Any] | None:
@@ -242,6 +259,8 @@ def body_patches(
             if code.co_qualname.split(".")[0] in reshaped:
                 continue  # a method removed from a class whose body is patched
             return [], f"{code.co_qualname} has no counterpart in the new source", []
+        if replacement is code or replacement is old_by_key.get(key):
+            continue  # a statement the edit did not touch (the quick path shares it)
         signature = signatures(code, replacement) if signatures is not None else None
         if signature is None and _compat.code_equal(code, replacement):
             continue

@@ -10,6 +10,7 @@ decides which importers must follow.
 from __future__ import annotations
 
 import ast
+import bisect
 import logging
 import sys
 import types
@@ -20,6 +21,7 @@ from pathlib import Path
 from .._errors import ReloadError
 from .graph import MAIN, ModuleGraph
 from .patch import BodyPatch, ClassPatch, SignatureValues, body_patches, run_class_body
+from .quick import quick_change
 from .scan import ModuleInfo, scan
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class SourceChange:
     code: types.CodeType | None
     is_package: bool = False
     _info: ModuleInfo | None = None
+    quick: bool = False  # built from the changed statements alone (see quick.py)
 
     @property
     def info(self) -> ModuleInfo:
@@ -161,6 +164,15 @@ def make_plan(
             continue
         if source == record.source:
             continue
+        fast = None
+        if record._tree is not None:  # the old tree is at hand: try the changed lines alone
+            fast = quick_change(record.source, record._tree, record.code, source, path)
+        if fast is not None:
+            plan.changes[module] = SourceChange(
+                module, path, source, fast.tree, fast.code, is_package=record.is_package,
+                quick=True,
+            )
+            continue
         tree, code = compile_source(source, path, module)
         plan.changes[module] = SourceChange(
             module, path, source, tree, code, is_package=record.is_package
@@ -233,7 +245,11 @@ def resolve_patches(plan: Plan, graph: ModuleGraph) -> None:
             scopes |= patch.all_changed()
             if patch.values_changed():
                 scopes.add(patch.cls.__name__)  # a class-level value: whoever builds it sees it
-        if module != MAIN and scopes & change.info.reached_scopes:
+        # Only bodies changed on the quick path: the old version's reachability
+        # finds every patched function import-time code can reach (the first
+        # changed function on any call path from the top level was reached before).
+        info = record.info if change.quick and not reshaped else change.info
+        if module != MAIN and scopes & info.reached_scopes:
             plan.reexec.add(module)  # import-time code runs a changed function: run it again
             continue
         plan.unmatched[module] = unmatched
@@ -257,7 +273,7 @@ def reshaped_classes(old: ast.Module, new: ast.Module) -> list[str] | None:
         return None
     changed: list[str] = []
     for before, after in zip(old.body, new.body, strict=True):
-        if skeleton(before) == skeleton(after):
+        if before is after or skeleton(before) == skeleton(after):
             continue
         if not (isinstance(before, ast.ClassDef) and isinstance(after, ast.ClassDef)):
             return None
@@ -318,8 +334,8 @@ class Signatures:
         namespace: dict[str, object],
         path: Path,
     ) -> None:
-        self._old = _defs_by_line(old)
-        self._new = _defs_by_line(new)
+        self._old = _DefsByLine(old)
+        self._new = _DefsByLine(new)
         self._namespace = namespace
         self._path = path
         self._lazy_annotations = bool(code.co_flags & _CO_FUTURE_ANNOTATIONS)
@@ -361,14 +377,31 @@ class Signatures:
 _CO_FUTURE_ANNOTATIONS = 0x1000000
 
 
-def _defs_by_line(tree: ast.Module) -> dict[int, ast.FunctionDef | ast.AsyncFunctionDef]:
-    """Function definitions by the line their code object starts at (first decorator)."""
-    found: dict[int, ast.FunctionDef | ast.AsyncFunctionDef] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            line = node.decorator_list[0].lineno if node.decorator_list else node.lineno
-            found[line] = node
-    return found
+class _DefsByLine:
+    """Function definitions by the line their code object starts at (first decorator).
+
+    Indexed one top-level statement at a time, on demand: a body edit in a
+    large module looks at the statement it touched, not at the whole tree.
+    """
+
+    def __init__(self, tree: ast.Module) -> None:
+        self._body = tree.body
+        self._starts = [
+            min([s.lineno, *(d.lineno for d in getattr(s, "decorator_list", ()))])
+            for s in tree.body
+        ]
+        self._done: set[int] = set()
+        self._found: dict[int, ast.FunctionDef | ast.AsyncFunctionDef] = {}
+
+    def get(self, line: int) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+        index = bisect.bisect_right(self._starts, line) - 1
+        if index >= 0 and index not in self._done:
+            self._done.add(index)
+            for node in ast.walk(self._body[index]):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+                    self._found[first] = node
+        return self._found.get(line)
 
 
 def _signature_dump(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:

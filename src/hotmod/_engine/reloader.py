@@ -186,6 +186,7 @@ class Reloader:
             if on_ready is not None:
                 on_ready()
             self.graph.index()  # off the program's start-up path
+            self.graph.warm_large()
             missed = self.graph.changed_on_disk()  # edited between import and arming
             batches = watcher.batches(self._stop)
             if missed:
@@ -198,6 +199,8 @@ class Reloader:
                     continue
                 if result.outcome is Outcome.RESTART and self.on_restart is not None:
                     self.on_restart(result)
+                with self._lock:
+                    self.graph.warm()  # after the report: the next edit finds its facts ready
 
     def _watch_packages(self) -> None:
         """Report a restart whenever installed packages change."""

@@ -83,8 +83,11 @@ class ModuleInfo:
             if binding.attr is not None and binding.module == module:
                 if binding.attr in rebound:
                     return True
-                if binding.attr in mutated and local in reached.called:
-                    return True
+                if binding.attr in mutated and (
+                    local in reached.called
+                    or any(chain[0] == local for chain in reached.called_chains)
+                ):
+                    return True  # ``X()`` or ``X.make()``: the changed code runs
             path = binding.module if binding.attr is None else f"{binding.module}.{binding.attr}"
             if path == module or module.startswith(path + "."):
                 aliases[local] = path
@@ -141,7 +144,14 @@ def top_level_use(tree: ast.Module, info: ModuleInfo, module: str, names: set[st
 
     def visit(node: ast.AST) -> None:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            return  # runs later, reading globals afresh
+            # The body runs later, reading globals afresh; decorators, defaults
+            # and annotations run now.
+            for part in [*getattr(node, "decorator_list", ()), node.args, getattr(
+                node, "returns", None
+            )]:
+                if part is not None:
+                    visit(part)
+            return
         if isinstance(node, ast.Name) and node.id in locals_:
             found.append((node.lineno, locals_[node.id]))
         elif isinstance(node, ast.Attribute) and node.attr in names:
@@ -161,6 +171,31 @@ def top_level_use(tree: ast.Module, info: ModuleInfo, module: str, names: set[st
         return None
     line, name = min(found)
     return name, line
+
+
+def _top_level_statements(body: list[ast.stmt]) -> list[ast.stmt]:
+    """Statements that run at the top level, through if/try/with/for blocks.
+
+    ``if sys.version_info >= ...: def helper(): ...`` defines a top-level
+    function as surely as a plain ``def`` does.
+    """
+    found: list[ast.stmt] = []
+    for stmt in body:
+        found.append(stmt)
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        for fieldname in ("body", "orelse", "finalbody", "handlers", "cases"):
+            block = getattr(stmt, fieldname, None)
+            if not isinstance(block, list):
+                continue
+            for item in block:
+                if isinstance(item, ast.stmt):
+                    found.extend(_top_level_statements([item]))
+                else:  # an except handler or a match case holds statements
+                    inner = getattr(item, "body", None)
+                    if isinstance(inner, list):
+                        found.extend(_top_level_statements(inner))
+    return found
 
 
 def package_of(name: str, *, is_package: bool) -> str:
@@ -316,9 +351,12 @@ def scan(tree: ast.Module, name: str, *, is_package: bool) -> ModuleInfo:
     walk_import_time(tree.body)
     toplevel = _loads(tree.body, skip_bodies=True)
     classes: dict[str, str] = {}  # method scope -> its class
-    for stmt in tree.body:
+    for stmt in _top_level_statements(tree.body):
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
-            scopes[stmt.name] = _loads(stmt.body, skip_bodies=False)
+            refs = _loads(stmt.body, skip_bodies=False)
+            if stmt.name in scopes:  # defined in both branches of an if: either may run
+                refs.update(scopes[stmt.name])
+            scopes[stmt.name] = refs
         elif isinstance(stmt, ast.ClassDef):
             # Using a class (calling it, subclassing it) runs its construction
             # hooks, not every method: each method is a scope of its own.
@@ -359,7 +397,7 @@ def scan(tree: ast.Module, name: str, *, is_package: bool) -> ModuleInfo:
     )
 
 
-def init_attributes(tree: ast.Module) -> dict[str, set[str]]:
+def init_attributes(statements: list[ast.stmt]) -> dict[str, set[str]]:
     """Per class (qualified name, nested classes too): attributes ``__init__`` sets on self.
 
     ``self.x = ...``, ``self.x: T = ...``, ``self.x += ...`` in ``__init__``'s
@@ -382,11 +420,18 @@ def init_attributes(tree: ast.Module) -> dict[str, set[str]]:
                 for sub in ast.walk(item):
                     targets: list[ast.expr] = []
                     if isinstance(sub, ast.Assign):
-                        targets = sub.targets
-                    elif isinstance(sub, ast.AnnAssign | ast.AugAssign):
+                        targets = list(sub.targets)
+                    elif isinstance(sub, ast.AnnAssign | ast.AugAssign | ast.For | ast.AsyncFor):
                         targets = [sub.target]
-                    for target in targets:
-                        if (
+                    elif isinstance(sub, ast.With | ast.AsyncWith):
+                        targets = [i.optional_vars for i in sub.items if i.optional_vars]
+                    while targets:
+                        target = targets.pop()
+                        if isinstance(target, ast.Tuple | ast.List):
+                            targets.extend(target.elts)
+                        elif isinstance(target, ast.Starred):
+                            targets.append(target.value)
+                        elif (
                             isinstance(target, ast.Attribute)
                             and isinstance(target.value, ast.Name)
                             and target.value.id == me
@@ -394,7 +439,7 @@ def init_attributes(tree: ast.Module) -> dict[str, set[str]]:
                             attrs.add(target.attr)
                 found[qualname] = attrs
 
-    for stmt in tree.body:
+    for stmt in statements:
         if isinstance(stmt, ast.ClassDef):
             visit_class(stmt, "")
     return found

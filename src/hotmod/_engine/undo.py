@@ -8,7 +8,9 @@ fails, the first undo failure is kept and raised once as
 
 from __future__ import annotations
 
+import inspect
 import logging
+import types
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
@@ -46,12 +48,13 @@ class UndoLog:
 
     def setattr(self, obj: object, name: str, value: Any) -> None:
         """``setattr(obj, name, value)``, undoably (restores or deletes)."""
-        old = obj.__dict__.get(name, _MISSING) if hasattr(obj, "__dict__") else _MISSING
+        old = _current(obj, name)
         setattr(obj, name, value)
         self._undo.append(lambda: _restore_attr(obj, name, old))
 
     def delattr(self, obj: object, name: str) -> None:
-        old = obj.__dict__.get(name, _MISSING)
+        """``delattr(obj, name)`` if it is set, undoably."""
+        old = _current(obj, name)
         if old is _MISSING:
             return
         delattr(obj, name)
@@ -83,9 +86,20 @@ def _restore_item(mapping: MutableMapping[str, Any], key: str, old: Any) -> None
         mapping[key] = old
 
 
+def _current(obj: object, name: str) -> Any:
+    """What ``obj`` holds under ``name`` itself: its own ``__dict__`` entry (a class's
+    or a module's, not an inherited one), else the attribute (slots, properties)."""
+    if isinstance(obj, type | types.ModuleType):
+        return obj.__dict__.get(name, _MISSING)
+    descriptor = inspect.getattr_static(type(obj), name, None)
+    if getattr(type(obj), "__dictoffset__", 0) and not hasattr(type(descriptor), "__set__"):
+        return obj.__dict__.get(name, _MISSING)  # a plain instance attribute
+    return getattr(obj, name, _MISSING)  # slots, properties
+
+
 def _restore_attr(obj: object, name: str, old: Any) -> None:
     if old is _MISSING:
-        if name in obj.__dict__:
+        if _current(obj, name) is not _MISSING:
             delattr(obj, name)
     else:
         setattr(obj, name, old)

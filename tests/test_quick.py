@@ -1,0 +1,156 @@
+"""The quick path: a body edit re-parses and compiles only the statements it touched.
+
+Its result must be exactly what compiling the whole file gives (code objects
+compare equal, line numbers included), and it must step aside for every edit
+it cannot handle.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hotmod import Outcome, Reloader
+from hotmod._engine.quick import quick_change
+
+BASE = textwrap.dedent(
+    """\
+    from __future__ import annotations
+
+    import functools
+
+    LIMIT = 10
+
+
+    def first(x: int = 1) -> int:
+        return x + 1
+
+
+    @functools.lru_cache
+    def cached(n: int) -> int:
+        return n * 2
+
+
+    class Shape:
+        sides = 0
+
+        def area(self) -> float:
+            return 0.0
+
+        class Inner:
+            def v(self) -> int:
+                return 1
+
+
+    def make():
+        def handler():
+            return "h1"
+        return handler
+
+
+    def last() -> str:
+        return "last"
+    """
+)
+
+
+def _full(source: str) -> tuple[ast.Module, object]:
+    tree = ast.parse(source, "m.py")
+    return tree, compile(tree, "m.py", "exec", dont_inherit=True)
+
+
+def _quick(old: str, new: str) -> tuple[ast.Module, object, tuple[str, ...]] | None:
+    tree, code = _full(old)
+    found = quick_change(old, tree, code, new, Path("m.py"))  # type: ignore[arg-type]
+    return None if found is None else (found.tree, found.code, found.statements)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "statements"),
+    [
+        ("return x + 1", "return x + 2", ("first",)),
+        ("return n * 2", "return n * 3", ("cached",)),
+        ("return 0.0", "return 1.5", ("Shape",)),
+        ("            return 1", "            return 2", ("Shape",)),
+        ('return "h1"', 'return "h2"', ("make",)),
+        ("    sides = 0", "    sides = 4", ("Shape",)),
+        ('return "last"', 'return "LAST"', ("last",)),
+    ],
+)
+def test_quick_result_equals_a_full_compile(
+    old: str, new: str, statements: tuple[str, ...]
+) -> None:
+    edited = BASE.replace(old, new)
+    assert edited != BASE
+    found = _quick(BASE, edited)
+    assert found is not None
+    tree, code, names = found
+    full_tree, full_code = _full(edited)
+    assert names == statements
+    assert code == full_code
+    assert ast.dump(tree, include_attributes=True) == ast.dump(full_tree, include_attributes=True)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("return x + 1", "y = x\n    return y + 1"),  # a line added: later lines move
+        ("def first(x: int = 1)", "def first(x: int = 2)"),  # a default: runs at top level
+        ("@functools.lru_cache\n", "@functools.cache\n"),  # a decorator
+        ("class Shape:", "class Shape(object):"),  # bases
+        ("LIMIT = 10", "LIMIT = 11"),  # a top-level statement
+        ("return x + 1", "return (x +"),  # a syntax error: the full compile reports it
+    ],
+)
+def test_quick_path_steps_aside(old: str, new: str) -> None:
+    assert _quick(BASE, BASE.replace(old, new)) is None
+
+
+def test_a_name_defined_twice_is_compiled_in_full() -> None:
+    twice = BASE + "\n\ndef first(x: int = 1) -> int:\n    return 0\n"
+    assert _quick(twice, twice.replace("return x + 1", "return x + 5")) is None
+
+
+def test_comments_between_statements_change_nothing() -> None:
+    edited = BASE.replace("LIMIT = 10\n\n", "LIMIT = 10\n# a note\n", 1)
+    found = _quick(BASE, edited)
+    assert found is not None
+    assert found[2] == ()
+
+
+def test_large_module_body_edits_go_live_through_the_quick_path(tmp_path: Path) -> None:
+    body = "    total = x\n    for k in range(3):\n        total += k * {i}\n    return total\n"
+    functions = "".join(f"\n\ndef f{i}(x):\n" + body.format(i=i) for i in range(400))
+    path = tmp_path / "bigmod.py"
+    path.write_text("import os\n" + functions, encoding="utf-8")
+    sys.path.insert(0, str(tmp_path))
+    with Reloader([tmp_path], packages=()) as reloader:
+        import bigmod  # type: ignore[import-not-found]
+
+        old_f200 = bigmod.f200
+        reloader.graph.warm_large(lines=100)
+        for value in (7, 8, 9):
+            source = path.read_text(encoding="utf-8")
+            target = "total += k * 200\n" if value == 7 else f"total += k * {value - 1} + 200\n"
+            path.write_text(
+                source.replace(target, f"total += k * {value} + 200\n"), encoding="utf-8"
+            )
+            result = reloader.apply([path])
+            assert result.outcome is Outcome.APPLIED, result
+            assert result.patched == ("bigmod",)
+            assert result.functions == 1
+            assert old_f200(0) == sum(k * value + 200 for k in range(3))
+        record = reloader.graph.records["bigmod"]
+        full = compile(path.read_text(encoding="utf-8"), str(path), "exec", dont_inherit=True)
+        assert record.code == full  # the quick path's code is what a full compile makes
+        # A line added (everything below moves): the full path, still applied.
+        source = path.read_text(encoding="utf-8")
+        moved = source.replace("    total = x\n", "    total = x\n    total += 0\n", 1)
+        path.write_text(moved, encoding="utf-8")
+        result = reloader.apply([path])
+        assert result.outcome is Outcome.APPLIED, result
+        assert bigmod.f0(1) == 1
