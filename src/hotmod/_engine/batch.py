@@ -28,6 +28,7 @@ from .._events import Outcome, ReloadResult
 from .closures import ClosureUpdate, carry_history, find_closures
 from .commit import commit_batch
 from .plan import Plan, make_plan, resolve_patches
+from .policy import Policy
 from .reconcile import Reconciler
 from .scan import init_attributes
 from .stage import Staged, Stager, user_traceback
@@ -39,20 +40,6 @@ if TYPE_CHECKING:
     from .participants import Participant, Participants
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Decisions that differ between hosts of the engine.
-
-    ``strict``: escalate to a restart anything not provably equivalent to a
-    fresh start (notes such as "old instances lack a new attribute").
-    ``restarts``: whether this host can restart at all (a notebook kernel
-    cannot: an edit that needs one fails instead, and stays pending).
-    """
-
-    strict: bool = False
-    restarts: bool = True
 
 
 @dataclass

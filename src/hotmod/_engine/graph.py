@@ -20,10 +20,11 @@ import sys
 import threading
 import types
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
 from pathlib import Path
+from typing import Any
 
 from .._compat import code_imports
 from .scan import ModuleInfo, package_of, resolve, scan
@@ -43,7 +44,10 @@ class ModuleRecord:
 
     name: str
     path: Path
-    source: str
+    # The source text of the live version; None until first needed when the
+    # module was loaded from a valid .pyc (read then, off the start-up path,
+    # if the file has not changed since: see ``source``).
+    _text: str | None
     code: types.CodeType
     is_package: bool
     imports: set[str] = field(default_factory=set)  # project-or-not module names, absolute
@@ -58,6 +62,27 @@ class ModuleRecord:
     nested_history: dict[tuple[str, int], list[weakref.ref[types.CodeType]]] = field(
         default_factory=dict
     )
+    # True when the file changed on disk before its source was read: the text
+    # of the running version is unknown, so its next change re-executes it.
+    source_lost: bool = False
+
+    @property
+    def source(self) -> str:
+        if self._text is None:
+            try:
+                stat = os.stat(self.path)
+                data = self.path.read_bytes()
+            except OSError:
+                data, stat = b"", None
+            if stat is None or (self.mtime_ns and stat.st_mtime_ns != self.mtime_ns):
+                self.source_lost = True
+            self._text = importlib.util.decode_source(data)
+        return self._text
+
+    @source.setter
+    def source(self, text: str) -> None:
+        self._text = text
+        self.source_lost = False
 
     @property
     def tree(self) -> ast.Module:
@@ -133,6 +158,7 @@ class ModuleGraph:
         self._unindexed: list[ModuleRecord] = []
         self._module_dirs: set[str] = set()  # folders that hold (or held) project modules
         self.cold: set[str] = set()  # records whose scan is pending (see warm())
+        self._project_dirs: dict[str, bool] = {}  # folder -> is_project_file's answer
 
     # -- project membership ----------------------------------------------------------
     def is_project_file(self, path: Path | str) -> bool:
@@ -141,12 +167,23 @@ class ModuleGraph:
         Asked for every module the program imports, so it compares strings
         (no file system calls); roots are known both as given and resolved.
         """
-        text = os.path.abspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        known = self._project_dirs.get(folder)
+        if known is None:
+            known = self._project_dirs[folder] = self._is_project_dir(folder)
+        return known
+
+    def _is_project_dir(self, folder: str) -> bool:
+        text = os.path.join(folder, "")
         for prefix in self._root_prefixes:
             if text.startswith(prefix):
-                rel = text[len(prefix):].split(os.sep)[:-1]
+                rel = text[len(prefix):].split(os.sep)
                 return not any(part in IGNORED_DIRS or part.endswith(".egg-info") for part in rel)
         return False
+
+    def _under_root(self, folder: str) -> bool:
+        prefix = os.path.join(folder, "")
+        return any(prefix.startswith(root) for root in self._resolved_prefixes)
 
     def canonical(self, path: str) -> Path:
         """The resolved path of a project file, without a system call when possible."""
@@ -211,10 +248,10 @@ class ModuleGraph:
                 self._unindex(previous)
             self.records[record.name] = record
             self.by_path[record.path] = record.name
-            for parent in record.path.parents:
-                if not any(parent.is_relative_to(root) for root in self.roots):
-                    break
-                self._module_dirs.add(str(parent))
+            folder = os.path.dirname(str(record.path))
+            while folder not in self._module_dirs and self._under_root(folder):
+                self._module_dirs.add(folder)
+                folder = os.path.dirname(folder)
             # Scanning imports is deferred (see index()): start-up pays nothing for it.
             self._unindexed.append(record)
 
@@ -235,6 +272,7 @@ class ModuleGraph:
                 ranks = [self.records[d].rank for d in record.imports if d in self.records]
                 record.rank = 1 + max(ranks, default=0)
                 record.indexed = True
+                _ = record.source  # read now (watch thread), while the file is unchanged
 
     def warm_large(self, lines: int = 2_000) -> None:
         """Parse the trees of large modules ahead of their first edit (watch thread).
@@ -400,16 +438,25 @@ class _ProjectLoader(SourceFileLoader):
         self._graph = graph
         self._record: ModuleRecord | None = None
         self._source: bytes | None = None
+        self._mtime_ns = 0
 
     def get_data(self, path: str) -> bytes:
         data = super().get_data(path)
         if path == self.path:
-            self._source = data  # read once: get_code needs the text too
+            self._source = data  # read anyway (no valid .pyc): keep the text
         return data
+
+    def path_stats(self, path: str) -> Mapping[str, Any]:
+        stat = os.stat(path)  # the stat the loader makes anyway: keep its mtime
+        if path == self.path:
+            self._mtime_ns = stat.st_mtime_ns
+        return {"mtime": stat.st_mtime, "size": stat.st_size}
 
     def get_code(self, fullname: str) -> types.CodeType:
         graph = self._graph
         staged = graph.staged_code.get(fullname) if graph.staging_here() else None
+        source: str | None
+        mtime_ns = 0
         if staged is not None:
             source, code = staged  # what the planner compiled: never re-read, never a .pyc
         else:
@@ -417,13 +464,15 @@ class _ProjectLoader(SourceFileLoader):
             if code_or_none is None:  # pragma: no cover - a source loader always has code
                 raise ImportError(f"no code for {fullname}", name=fullname)
             code = code_or_none
-            data = self._source if self._source is not None else self.get_data(self.path)
-            source = importlib.util.decode_source(data)
+            # From a .pyc the text is not needed yet: the record reads it later,
+            # off the start-up path, checking the file is still this version.
+            source = None if self._source is None else importlib.util.decode_source(self._source)
             self._source = None
+            mtime_ns = self._mtime_ns
         path = self._graph.canonical(self.path)
         self._record = ModuleRecord(
             fullname, path, source, code, self.is_package(fullname),
-            mtime_ns=_mtime_ns(path),
+            mtime_ns=mtime_ns or _mtime_ns(path),
             # Load order is the order modules *start* executing (exec_module asks
             # for the code first): a cycle entered at ``a`` (which imports ``b``,
             # which imports ``a``) runs again from ``a``.

@@ -162,7 +162,15 @@ def make_plan(
             plan.removed.add(module)
             plan.changes[module] = SourceChange(module, path, None, None, None)
             continue
-        if source == record.source:
+        known = record.source
+        if record.source_lost:  # changed before its text was read: run it again
+            tree, code = compile_source(source, path, module)
+            plan.changes[module] = SourceChange(
+                module, path, source, tree, code, is_package=record.is_package
+            )
+            plan.reexec.add(module)
+            continue
+        if source == known:
             continue
         fast = None
         if record._tree is not None:  # the old tree is at hand: try the changed lines alone
@@ -185,6 +193,8 @@ def make_plan(
         if module in declined:
             plan.restart = plan.restart or f"{module} declined hot reload (hot.decline())"
             continue
+        if module in plan.reexec:
+            continue  # decided above (its running version's text is unknown)
         live = sys.modules.get(module)
         reshaped = None if live is None else reshaped_classes(record.tree, change.tree)
         if reshaped is None or (reshaped and module == MAIN):

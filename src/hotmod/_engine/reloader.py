@@ -8,6 +8,7 @@ retries it together with whatever changed since (G1, G6).
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import logging
 import os
@@ -20,9 +21,9 @@ from types import TracebackType
 from .. import _hot
 from .._errors import ReloadError, UsageError
 from .._events import Outcome, ReloadResult, Reporter
-from .batch import Batch, Policy
 from .graph import ModuleGraph, ModuleRecord
 from .participants import Participant, Participants
+from .policy import Policy
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +188,7 @@ class Reloader:
                 on_ready()
             self.graph.index()  # off the program's start-up path
             self.graph.warm_large()
+            importlib.import_module(".batch", __package__)  # the pipeline, before any edit
             missed = self.graph.changed_on_disk()  # edited between import and arming
             batches = watcher.batches(self._stop)
             if missed:
@@ -248,6 +250,8 @@ class Reloader:
         """Apply one batch of changed files, all or nothing; report and return the result."""
         if self._hot is None:
             raise UsageError("Reloader.apply() needs install() (or start()) first")
+        from .batch import Batch  # the pipeline loads at the first batch, not at start-up
+
         with self._lock:
             changed = {Path(os.path.abspath(p)) for p in paths} | self._pending
             batch = Batch(
