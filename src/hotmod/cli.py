@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +13,6 @@ from typing import NoReturn
 from ._errors import HotmodError, UsageError
 from ._events import Fanout, JsonLinesReporter, Reporter, TerminalReporter
 from ._run.runner import Target, default_roots, restart_process, run
-from ._run.staticgraph import static_graph
 from ._version import __version__
 
 EXIT_USAGE = 2
@@ -21,6 +20,36 @@ EXIT_USAGE = 2
 # Options of ``hotmod run`` that take a value: the program's own arguments start
 # at the first word that is neither an option nor such a value.
 _VALUE_OPTIONS = frozenset({"--watch", "--exclude", "--debounce-ms", "--json-events"})
+
+
+def _help_width() -> int:
+    """What ``shutil.get_terminal_size()`` gives, without importing shutil.
+
+    argparse imports shutil (and with it zlib, bz2, lzma) for this one number;
+    under ``hotmod run`` every module hotmod imports is one the program would
+    find already imported, so we compute it ourselves (``$COLUMNS``, then the
+    terminal, then 80), as argparse would, minus argparse's margin of 2.
+    """
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdecimal() and int(columns) > 0:
+        width = int(columns)
+    else:
+        try:
+            width = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            width = 0
+        width = width or 80
+    return width - 2
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    def __init__(
+        self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(
+            prog, indent_increment, max_help_position, _help_width() if width is None else width
+        )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,12 +62,14 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="hotmod",
+        formatter_class=_HelpFormatter,
         description="Hot module replacement for Python: edits go live in the running process.",
     )
     parser.add_argument("--version", action="version", version=f"hotmod {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     run_p = sub.add_parser(
         "run",
+        formatter_class=_HelpFormatter,
         help="run a program with hot reload",
         usage="hotmod run [options] (script.py | -m module) [args ...]",
         description="Run a program with hot reload. Everything after the script "
@@ -61,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     run_p.add_argument("script", nargs="?", help="the program to run")
     graph_p = sub.add_parser(
         "graph",
+        formatter_class=_HelpFormatter,
         help="print the project's module dependency graph",
         usage="hotmod graph [--json] (script.py | -m module)",
     )
@@ -134,6 +166,12 @@ def _run(target: Target, args: argparse.Namespace) -> int:
 
 
 def _graph(target: Target, *, as_json: bool) -> int:
+    # Imported here: ``hotmod run`` needs neither, and the program must not find
+    # modules in sys.modules that plain python would not have loaded.
+    import json
+
+    from ._run.staticgraph import static_graph
+
     graph = static_graph(target)
     if as_json:
         print(json.dumps(graph, indent=2, sort_keys=True))
