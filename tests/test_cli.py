@@ -119,6 +119,11 @@ class Spawned:
             if line == expected:
                 return
 
+    def send(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text)
+        self.proc.stdin.flush()
+
     def finish(self, *, timeout: float = 20) -> int:
         """Wait for the exit (killing it past the deadline); collect what is left."""
         try:
@@ -142,6 +147,28 @@ class Spawned:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """The complete JSON lines of a ``--json-events`` file so far."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+
+def wait_for_event(path: Path, kind: str, *, count: int = 1) -> dict[str, Any]:
+    """The ``count``-th event of ``kind`` in ``path`` (waited for, with a deadline)."""
+    found: list[dict[str, Any]] = []
+
+    def seen() -> bool:
+        found[:] = [e for e in read_events(path) if e.get("event") == kind]
+        return len(found) >= count
+
+    wait_until(seen, timeout=START_TIMEOUT, message=lambda: f"no {kind!r} #{count} in {path}: "
+               f"{read_events(path)}")
+    return found[count - 1]
 
 
 # --------------------------------------------------------------------------------------
@@ -418,3 +445,47 @@ def test_program_args_after_script_are_not_hotmod_options(tmp_path: Path) -> Non
 def test_wait_until_reports_its_message() -> None:
     with pytest.raises(OracleError, match="never true"):
         wait_until(lambda: False, timeout=0.05, message="never true")
+
+
+# --------------------------------------------------------------------------------------
+# logging: the root logger is the program's
+
+
+def test_program_logging_config_is_its_own(tmp_path: Path) -> None:
+    program = """
+        import logging
+
+        logging.basicConfig(format="app %(levelname)s %(name)s: %(message)s")
+        logging.warning("hello")
+        logging.getLogger("app.db").warning("connected")
+        root = logging.getLogger()
+        print(len(root.handlers), logging.getLevelName(root.level))
+    """
+    write_files(tmp_path, {"main.py": program})
+    hot, plain = hot_and_plain(tmp_path, ["main.py"])
+    assert hot.returncode == plain.returncode == 0, describe(hot, plain)
+    assert hot.stdout == plain.stdout, describe(hot, plain)
+    assert hot.stderr == plain.stderr == "app WARNING root: hello\napp WARNING app.db: connected\n"
+
+
+def test_verbose_logs_hotmod_debug_lines_apart_from_the_program(tmp_path: Path) -> None:
+    program = """
+        import logging
+        import sys
+
+        logging.warning("from the program")
+        sys.stdin.readline()  # until hotmod has armed its watcher (the "started" event)
+    """
+    write_files(tmp_path, {"main.py": program})
+    events = tmp_path / "events.jsonl"
+    child = Spawned([*HOTMOD, "run", "-v", "--json-events", str(events), "main.py"], tmp_path)
+    try:
+        wait_for_event(events, "started")
+        child.send("\n")
+        assert child.finish() == 0, child.stderr
+    finally:
+        child.kill()
+    lines = child.stderr.splitlines()
+    assert "WARNING:root:from the program" in lines, child.stderr  # python's default format
+    assert any(line.startswith("[hotmod] DEBUG hotmod.") for line in lines), child.stderr
+    assert not any(line.startswith("[hotmod] WARNING root") for line in lines), child.stderr

@@ -17,6 +17,11 @@ from ._version import __version__
 
 EXIT_USAGE = 2
 
+# The logger every hotmod module logs under (``logging.getLogger(__name__)``),
+# and the name of the handler the CLI puts on it.
+_LOGGER = "hotmod"
+_LOG_HANDLER = "hotmod-cli"
+
 # Options of ``hotmod run`` that take a value: the program's own arguments start
 # at the first word that is neither an option nor such a value.
 _VALUE_OPTIONS = frozenset({"--watch", "--exclude", "--debounce-ms", "--json-events"})
@@ -149,8 +154,7 @@ def _run(target: Target, args: argparse.Namespace) -> int:
     from ._engine.reloader import Reloader
 
     verbosity = 0 if args.quiet else 2 if args.verbose else 1
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="[hotmod] %(levelname)s %(name)s: %(message)s")
+    _log_to_stderr(verbose=args.verbose)
     reporters: list[Reporter] = [TerminalReporter(verbosity=verbosity)]
     if args.json_events is not None:
         reporters.append(JsonLinesReporter(args.json_events.resolve()))
@@ -163,6 +167,24 @@ def _run(target: Target, args: argparse.Namespace) -> int:
         reporter=reporter, on_restart=restart_process,
     )
     return run(target, reloader, reporter)
+
+
+def _log_to_stderr(*, verbose: bool) -> None:
+    """hotmod's own log (warnings; debug too with ``-v``) on stderr.
+
+    Through the ``hotmod`` logger alone, which does not propagate: the root
+    logger belongs to the program, whose ``logging.basicConfig()`` must work
+    and whose log lines must look as they do under plain python.
+    """
+    log = logging.getLogger(_LOGGER)
+    for old in [h for h in log.handlers if h.get_name() == _LOG_HANDLER]:
+        log.removeHandler(old)  # main() called again in the same process
+    handler = logging.StreamHandler()
+    handler.set_name(_LOG_HANDLER)
+    handler.setFormatter(logging.Formatter("[hotmod] %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    log.propagate = False
 
 
 def _graph(target: Target, *, as_json: bool) -> int:
