@@ -428,6 +428,25 @@ def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path, argv: list[str]) -
     assert "should not run" not in result.stdout
 
 
+@pytest.mark.parametrize(
+    "events",
+    [
+        pytest.param("adir", id="a-directory"),
+        pytest.param("no/such/dir/ev.jsonl", id="missing-folder"),
+    ],
+)
+def test_unwritable_json_events_is_a_usage_error(tmp_path: Path, events: str) -> None:
+    write_files(tmp_path, {"main.py": "print('should not run')\n"})
+    (tmp_path / "adir").mkdir()
+    result = run([*HOTMOD, "run", "--json-events", events, "main.py"], tmp_path)
+    assert result.returncode == 2, describe(result)
+    assert result.stdout == "", describe(result)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, describe(result)
+    assert lines[0].startswith("hotmod: error: cannot write --json-events file"), describe(result)
+    assert events in lines[0], describe(result)
+
+
 def test_missing_script_like_python(tmp_path: Path) -> None:
     hot, plain = hot_and_plain(tmp_path, ["missing.py"])
     assert hot.returncode == plain.returncode == 2, describe(hot, plain)

@@ -157,7 +157,7 @@ def _run(target: Target, args: argparse.Namespace) -> int:
     _log_to_stderr(verbose=args.verbose)
     reporters: list[Reporter] = [TerminalReporter(verbosity=verbosity)]
     if args.json_events is not None:
-        reporters.append(JsonLinesReporter(args.json_events.resolve()))
+        reporters.append(JsonLinesReporter(_writable(args.json_events, "--json-events")))
     reporter = Fanout(reporters)
     if args.debounce_ms < 0:
         raise UsageError("--debounce-ms must be 0 or more")
@@ -167,6 +167,22 @@ def _run(target: Target, args: argparse.Namespace) -> int:
         reporter=reporter, on_restart=restart_process,
     )
     return run(target, reloader, reporter)
+
+
+def _writable(path: Path, option: str) -> Path:
+    """``path`` resolved, once it is known that we can append to it (else a usage error).
+
+    Checked before the program starts: a reporter that fails later only logs,
+    once per event, while the program runs on.
+    """
+    resolved = path.resolve()
+    try:
+        with open(resolved, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise UsageError(f"cannot write {option} file {str(path)!r}: {reason}") from exc
+    return resolved
 
 
 def _log_to_stderr(*, verbose: bool) -> None:
