@@ -254,6 +254,14 @@ def test_dash_m_package_module(tmp_path: Path) -> None:
     assert json.loads(hot.stdout) == json.loads(plain.stdout), describe(hot, plain)
 
 
+def test_source_encoding_declaration_honoured(tmp_path: Path) -> None:
+    source = "# -*- coding: latin-1 -*-\nprint(ascii('caf\u00e9'))\n"
+    (tmp_path / "main.py").write_bytes(source.encode("latin-1"))
+    hot, plain = hot_and_plain(tmp_path, ["main.py"])
+    assert hot.returncode == plain.returncode == 0, describe(hot, plain)
+    assert hot.stdout == plain.stdout == "'caf\\xe9'\n", describe(hot, plain)
+
+
 # --------------------------------------------------------------------------------------
 # exit codes
 
@@ -447,11 +455,75 @@ def test_unwritable_json_events_is_a_usage_error(tmp_path: Path, events: str) ->
     assert events in lines[0], describe(result)
 
 
-def test_missing_script_like_python(tmp_path: Path) -> None:
-    hot, plain = hot_and_plain(tmp_path, ["missing.py"])
+def same_message(hot: str, plain: str, marker: str) -> bool:
+    """Both one line, saying the same from ``marker`` on (python starts with its own path)."""
+    return (
+        len(hot.splitlines()) == len(plain.splitlines()) == 1
+        and marker in plain
+        and hot.startswith("hotmod: error: ")
+        and hot[hot.index(marker) :] == plain[plain.index(marker) :]
+    )
+
+
+@pytest.mark.parametrize("script", ["missing.py", "missing/main.py"])
+def test_missing_script_like_python(tmp_path: Path, script: str) -> None:
+    hot, plain = hot_and_plain(tmp_path, [script])
     assert hot.returncode == plain.returncode == 2, describe(hot, plain)
     assert "Traceback" not in hot.stderr, describe(hot)
-    assert len(hot.stderr.strip().splitlines()) == 1, describe(hot)
+    assert same_message(hot.stderr, plain.stderr, "can't open file"), describe(hot, plain)
+    assert "[Errno 2] No such file or directory" in hot.stderr, describe(hot)
+
+
+def test_folder_without_main_like_python(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    hot, plain = hot_and_plain(tmp_path, ["app"])
+    assert hot.returncode == plain.returncode, describe(hot, plain)
+    assert same_message(hot.stderr, plain.stderr, "can't find '__main__' module"), describe(
+        hot, plain
+    )
+
+
+MAIN_ATTRIBUTES = """
+    import importlib.machinery
+    import json
+    import sys
+
+    print(
+        json.dumps(
+            {
+                "argv": sys.argv,
+                "path0": sys.path[0],
+                "file": __file__,
+                "globals": sorted(globals()),
+                "package": __package__,
+                "spec": None if __spec__ is None else __spec__.name,
+                "cached": __cached__,
+                "annotations": __annotations__,
+                "loader": isinstance(__loader__, importlib.machinery.SourceFileLoader),
+                "source": __loader__.get_source(__spec__.name if __spec__ else "__main__") != "",
+            }
+        )
+    )
+"""
+
+
+@pytest.mark.parametrize(
+    ("files", "target"),
+    [
+        pytest.param({"main.py": MAIN_ATTRIBUTES}, ["main.py", "x"], id="script"),
+        pytest.param({"app/__main__.py": MAIN_ATTRIBUTES}, ["app", "x"], id="folder"),
+        pytest.param(
+            {"pkg/__init__.py": "", "pkg/__main__.py": MAIN_ATTRIBUTES}, ["-m", "pkg", "x"], id="-m"
+        ),
+    ],
+)
+def test_main_module_as_under_python(
+    tmp_path: Path, files: dict[str, str], target: list[str]
+) -> None:
+    write_files(tmp_path, files)
+    hot, plain = hot_and_plain(tmp_path, target)
+    assert hot.returncode == plain.returncode == 0, describe(hot, plain)
+    assert json.loads(hot.stdout) == json.loads(plain.stdout), describe(hot, plain)
 
 
 def test_program_args_after_script_are_not_hotmod_options(tmp_path: Path) -> None:

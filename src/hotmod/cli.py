@@ -12,7 +12,8 @@ from typing import NoReturn
 
 from ._errors import HotmodError, UsageError
 from ._events import Fanout, JsonLinesReporter, Reporter, TerminalReporter
-from ._run.runner import Target, default_roots, restart_process, run
+from ._run.runner import restart_process, run
+from ._run.target import Target, TargetNotFound, default_roots, locate_script
 from ._version import __version__
 
 EXIT_USAGE = 2
@@ -144,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(target, args)
     except UsageError as exc:
         print(f"hotmod: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_code if isinstance(exc, TargetNotFound) else EXIT_USAGE
     except HotmodError as exc:
         print(f"hotmod: {exc}", file=sys.stderr)
         return 1
@@ -153,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(target: Target, args: argparse.Namespace) -> int:
     from ._engine.reloader import Reloader
 
+    if target.script is not None:
+        locate_script(target.script)  # python's error for a missing script comes first
     verbosity = 0 if args.quiet else 2 if args.verbose else 1
     _log_to_stderr(verbose=args.verbose)
     reporters: list[Reporter] = [TerminalReporter(verbosity=verbosity)]

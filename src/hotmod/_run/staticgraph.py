@@ -10,7 +10,7 @@ from typing import Any
 from .._engine.graph import IGNORED_DIRS, MAIN
 from .._engine.scan import scan
 from .._errors import UsageError
-from .runner import Target, default_roots
+from .target import Target, default_roots, locate_script
 
 
 def _find(name: str, roots: list[Path]) -> tuple[Path, bool] | None:
@@ -31,10 +31,7 @@ def static_graph(target: Target) -> dict[str, Any]:
     """
     roots = default_roots(target)
     if target.script is not None:
-        entry = Path(target.script).resolve()
-        if not entry.is_file():
-            raise UsageError(f"can't open file {target.script!r}: no such file")
-        start: tuple[str, Path, bool] = (MAIN, entry, False)
+        start: tuple[str, Path, bool] = (MAIN, locate_script(target.script).file, False)
     else:
         assert target.module is not None
         found = _find(target.module, roots)
