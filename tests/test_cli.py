@@ -405,6 +405,21 @@ def test_graph_json_parses(tmp_path: Path) -> None:
     assert modules["__main__"]["path"] == str(tmp_path.resolve() / "main.py"), data
 
 
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_graph_reports_a_file_that_does_not_parse(tmp_path: Path, as_json: bool) -> None:
+    write_files(tmp_path, {"main.py": "import app\n", "app.py": "import lib\n\nx = (\n"})
+    result = run([*HOTMOD, "graph", *(["--json"] if as_json else []), "main.py"], tmp_path)
+    assert result.returncode == 1, describe(result)
+    where = f"{tmp_path.resolve() / 'app.py'}:3: SyntaxError: '(' was never closed"
+    assert result.stderr == f"hotmod: {where}\n", describe(result)
+    if as_json:  # what could be read is still there, the error with its module
+        modules = json.loads(result.stdout)["modules"]
+        assert modules["__main__"]["imports"] == ["app"]
+        assert modules["app"]["error"] == where
+    else:
+        assert "-> app" in result.stdout, describe(result)
+
+
 def test_help(tmp_path: Path) -> None:
     result = run([*HOTMOD, "--help"], tmp_path)
     assert result.returncode == 0, describe(result)

@@ -216,11 +216,17 @@ def _graph(target: Target, *, as_json: bool) -> int:
     graph = static_graph(target)
     if as_json:
         print(json.dumps(graph, indent=2, sort_keys=True))
-        return 0
-    for name, node in sorted(graph["modules"].items()):
-        print(f"{name}  ({node['path']})")
-        for dep in node["imports"]:
-            print(f"  -> {dep}")
-        for dep in node["lazy_imports"]:
-            print(f"  .. {dep}  (imported inside a function)")
-    return 0
+    else:
+        for name, node in sorted(graph["modules"].items()):
+            print(f"{name}  ({node['path']})")
+            for dep in node["imports"]:
+                print(f"  -> {dep}")
+            for dep in node["lazy_imports"]:
+                print(f"  .. {dep}  (imported inside a function)")
+    # The graph of what could be read is still printed; a module that could not
+    # be parsed is an error (its imports are unknown), reported on stderr.
+    errors = [node["error"] for _, node in sorted(graph["modules"].items()) if "error" in node]
+    sys.stdout.flush()
+    for error in errors:
+        print(f"hotmod: {error}", file=sys.stderr)
+    return 1 if errors else 0

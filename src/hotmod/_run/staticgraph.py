@@ -28,6 +28,8 @@ def static_graph(target: Target) -> dict[str, Any]:
     """``{"root": ..., "modules": {name: {"path", "imports", "lazy_imports"}}}``.
 
     Only modules found under the project root are included; edges to them only.
+    A module that cannot be read or parsed has no edges and an ``"error"``:
+    ``"path:line: SyntaxError: message"``.
     """
     roots = default_roots(target)
     if target.script is not None:
@@ -48,10 +50,11 @@ def static_graph(target: Target) -> dict[str, Any]:
         if name in modules:
             continue
         try:
-            tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-        except (OSError, SyntaxError, UnicodeDecodeError) as exc:
+            # From bytes, as python reads sources: a coding declaration is honoured.
+            tree = ast.parse(path.read_bytes(), str(path))
+        except (OSError, SyntaxError, ValueError) as exc:
             modules[name] = {"path": str(path), "imports": [], "lazy_imports": [],
-                             "error": str(exc)}
+                             "error": _describe(exc, path)}
             continue
         info = scan(tree, name if name != MAIN else "", is_package=is_package)
         edges: dict[str, list[str]] = {"imports": [], "lazy_imports": []}
@@ -65,3 +68,13 @@ def static_graph(target: Target) -> dict[str, Any]:
                 todo.append((dep, hit[0], hit[1]))
         modules[name] = {"path": str(path), **edges}
     return {"root": [str(r) for r in roots], "modules": modules}
+
+
+def _describe(exc: Exception, path: Path) -> str:
+    """``path:line: Type: message``, the line only where the error has one."""
+    if isinstance(exc, SyntaxError):
+        where = f"{exc.filename or path}:{exc.lineno}" if exc.lineno else str(path)
+        return f"{where}: {type(exc).__name__}: {exc.msg}"
+    if isinstance(exc, OSError):
+        return f"{path}: {type(exc).__name__}: {exc.strerror or exc}"
+    return f"{path}: {type(exc).__name__}: {exc}"
