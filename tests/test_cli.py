@@ -71,12 +71,12 @@ def describe(*results: subprocess.CompletedProcess[str]) -> str:
 class Spawned:
     """A child with stdout read line by line into a queue (every wait has a deadline)."""
 
-    def __init__(self, argv: Sequence[str], cwd: Path) -> None:
+    def __init__(self, argv: Sequence[str], cwd: Path, *, stdin: int = subprocess.PIPE) -> None:
         self.argv = list(argv)
         self.proc = subprocess.Popen(
             self.argv,
             cwd=cwd,
-            stdin=subprocess.PIPE,
+            stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -118,6 +118,18 @@ class Spawned:
             self.seen.append(line)
             if line == expected:
                 return
+
+    def stderr_so_far(self) -> str:
+        return "".join(self._stderr_parts)
+
+    def wait_stderr(self, expected: str, *, timeout: float = START_TIMEOUT) -> str:
+        """Wait until stderr holds ``expected``; all of stderr so far."""
+        wait_until(
+            lambda: expected in self.stderr_so_far(),
+            timeout=timeout,
+            message=lambda: f"{self.argv}: no {expected!r} on stderr: {self.stderr_so_far()!r}",
+        )
+        return self.stderr_so_far()
 
     def send(self, text: str) -> None:
         assert self.proc.stdin is not None
@@ -277,7 +289,9 @@ def test_source_encoding_declaration_honoured(tmp_path: Path) -> None:
 )
 def test_exit_code_propagated(tmp_path: Path, body: str, expected_rc: int) -> None:
     write_files(tmp_path, {"main.py": body})
-    hot, plain = hot_and_plain(tmp_path, ["main.py"])
+    # (without --exit-on-error, an uncaught exception waits for a change: test_runner_crash)
+    hot = run([*HOTMOD, "run", "--exit-on-error", "main.py"], tmp_path)
+    plain = run([*PYTHON, "main.py"], tmp_path)
     assert hot.returncode == plain.returncode == expected_rc, describe(hot, plain)
     assert hot.stdout == plain.stdout, describe(hot, plain)
     # the program's own error output is there (a traceback's last line, the message)
@@ -427,7 +441,7 @@ def test_help(tmp_path: Path) -> None:
     assert "graph" in result.stdout
     result = run([*HOTMOD, "run", "--help"], tmp_path)
     assert result.returncode == 0, describe(result)
-    for option in ("--watch", "--json-events", "--debounce-ms", "--strict"):
+    for option in ("--watch", "--json-events", "--debounce-ms", "--strict", "--exit-on-error"):
         assert option in result.stdout, describe(result)
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from ._errors import HotmodError, UsageError
-from ._events import Fanout, JsonLinesReporter, Reporter, TerminalReporter
+from ._events import Reporter, TerminalReporter
+from ._run.report import RunJsonLinesReporter, RunReporter
 from ._run.runner import restart_process, run
 from ._run.target import Target, TargetNotFound, default_roots, locate_script
 from ._version import __version__
@@ -77,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         formatter_class=_HelpFormatter,
         help="run a program with hot reload",
-        usage="hotmod run [options] (script.py | -m module) [args ...]",
+        usage="hotmod run [options] (script.py | folder | -m module) [args ...]",
         description="Run a program with hot reload. Everything after the script "
         "(or -m module) is passed to the program.",
     )
@@ -92,10 +93,14 @@ def _parser() -> argparse.ArgumentParser:
                        help="restart instead of applying anything not provably equivalent")
     run_p.add_argument("--json-events", metavar="FILE", type=Path,
                        help="append one JSON object per event to FILE")
+    run_p.add_argument("--exit-on-error", action="store_true",
+                       help="exit with 1 when the program ends with an uncaught exception "
+                       "(default: print it, then wait for a change and start it again)")
     run_p.add_argument("-q", "--quiet", action="store_true", help="report failures only")
     run_p.add_argument("-v", "--verbose", action="store_true", help="report more detail")
     run_p.add_argument("-m", dest="module", metavar="MODULE", help="run library module as a script")
-    run_p.add_argument("script", nargs="?", help="the program to run")
+    run_p.add_argument("script", nargs="?",
+                       help="the program to run (a folder runs its __main__.py)")
     graph_p = sub.add_parser(
         "graph",
         formatter_class=_HelpFormatter,
@@ -160,8 +165,8 @@ def _run(target: Target, args: argparse.Namespace) -> int:
     _log_to_stderr(verbose=args.verbose)
     reporters: list[Reporter] = [TerminalReporter(verbosity=verbosity)]
     if args.json_events is not None:
-        reporters.append(JsonLinesReporter(_writable(args.json_events, "--json-events")))
-    reporter = Fanout(reporters)
+        reporters.append(RunJsonLinesReporter(_writable(args.json_events, "--json-events")))
+    reporter = RunReporter(reporters)
     if args.debounce_ms < 0:
         raise UsageError("--debounce-ms must be 0 or more")
     roots = [Path(w) for w in args.watch] or default_roots(target)
@@ -169,7 +174,7 @@ def _run(target: Target, args: argparse.Namespace) -> int:
         roots, debounce_ms=args.debounce_ms, exclude=args.exclude, strict=args.strict,
         reporter=reporter, on_restart=restart_process,
     )
-    return run(target, reloader, reporter)
+    return run(target, reloader, reporter, exit_on_error=args.exit_on_error)
 
 
 def _writable(path: Path, option: str) -> Path:
