@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ._errors import HotmodError, UsageError
 from ._events import Reporter, TerminalReporter
@@ -50,13 +50,14 @@ def _help_width() -> int:
 
 
 class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, with the width from :func:`_help_width`."""
+
     def __init__(
         self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-        width: int | None = None,
+        width: int | None = None, **kwargs: Any,
     ) -> None:
-        super().__init__(
-            prog, indent_increment, max_help_position, _help_width() if width is None else width
-        )
+        width = _help_width() if width is None else width
+        super().__init__(prog, indent_increment, max_help_position, width, **kwargs)
 
 
 class _Parser(argparse.ArgumentParser):
