@@ -71,12 +71,12 @@ def describe(*results: subprocess.CompletedProcess[str]) -> str:
 class Spawned:
     """A child with stdout read line by line into a queue (every wait has a deadline)."""
 
-    def __init__(self, argv: Sequence[str], cwd: Path) -> None:
+    def __init__(self, argv: Sequence[str], cwd: Path, *, stdin: int = subprocess.PIPE) -> None:
         self.argv = list(argv)
         self.proc = subprocess.Popen(
             self.argv,
             cwd=cwd,
-            stdin=subprocess.PIPE,
+            stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -119,6 +119,23 @@ class Spawned:
             if line == expected:
                 return
 
+    def stderr_so_far(self) -> str:
+        return "".join(self._stderr_parts)
+
+    def wait_stderr(self, expected: str, *, timeout: float = START_TIMEOUT) -> str:
+        """Wait until stderr holds ``expected``; all of stderr so far."""
+        wait_until(
+            lambda: expected in self.stderr_so_far(),
+            timeout=timeout,
+            message=lambda: f"{self.argv}: no {expected!r} on stderr: {self.stderr_so_far()!r}",
+        )
+        return self.stderr_so_far()
+
+    def send(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text)
+        self.proc.stdin.flush()
+
     def finish(self, *, timeout: float = 20) -> int:
         """Wait for the exit (killing it past the deadline); collect what is left."""
         try:
@@ -142,6 +159,28 @@ class Spawned:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """The complete JSON lines of a ``--json-events`` file so far."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+
+def wait_for_event(path: Path, kind: str, *, count: int = 1) -> dict[str, Any]:
+    """The ``count``-th event of ``kind`` in ``path`` (waited for, with a deadline)."""
+    found: list[dict[str, Any]] = []
+
+    def seen() -> bool:
+        found[:] = [e for e in read_events(path) if e.get("event") == kind]
+        return len(found) >= count
+
+    wait_until(seen, timeout=START_TIMEOUT, message=lambda: f"no {kind!r} #{count} in {path}: "
+               f"{read_events(path)}")
+    return found[count - 1]
 
 
 # --------------------------------------------------------------------------------------
@@ -227,6 +266,14 @@ def test_dash_m_package_module(tmp_path: Path) -> None:
     assert json.loads(hot.stdout) == json.loads(plain.stdout), describe(hot, plain)
 
 
+def test_source_encoding_declaration_honoured(tmp_path: Path) -> None:
+    source = "# -*- coding: latin-1 -*-\nprint(ascii('caf\u00e9'))\n"
+    (tmp_path / "main.py").write_bytes(source.encode("latin-1"))
+    hot, plain = hot_and_plain(tmp_path, ["main.py"])
+    assert hot.returncode == plain.returncode == 0, describe(hot, plain)
+    assert hot.stdout == plain.stdout == "'caf\\xe9'\n", describe(hot, plain)
+
+
 # --------------------------------------------------------------------------------------
 # exit codes
 
@@ -242,7 +289,9 @@ def test_dash_m_package_module(tmp_path: Path) -> None:
 )
 def test_exit_code_propagated(tmp_path: Path, body: str, expected_rc: int) -> None:
     write_files(tmp_path, {"main.py": body})
-    hot, plain = hot_and_plain(tmp_path, ["main.py"])
+    # (without --exit-on-error, an uncaught exception waits for a change: test_runner_crash)
+    hot = run([*HOTMOD, "run", "--exit-on-error", "main.py"], tmp_path)
+    plain = run([*PYTHON, "main.py"], tmp_path)
     assert hot.returncode == plain.returncode == expected_rc, describe(hot, plain)
     assert hot.stdout == plain.stdout, describe(hot, plain)
     # the program's own error output is there (a traceback's last line, the message)
@@ -370,6 +419,21 @@ def test_graph_json_parses(tmp_path: Path) -> None:
     assert modules["__main__"]["path"] == str(tmp_path.resolve() / "main.py"), data
 
 
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_graph_reports_a_file_that_does_not_parse(tmp_path: Path, as_json: bool) -> None:
+    write_files(tmp_path, {"main.py": "import app\n", "app.py": "import lib\n\nx = (\n"})
+    result = run([*HOTMOD, "graph", *(["--json"] if as_json else []), "main.py"], tmp_path)
+    assert result.returncode == 1, describe(result)
+    where = f"{tmp_path.resolve() / 'app.py'}:3: SyntaxError: '(' was never closed"
+    assert result.stderr == f"hotmod: {where}\n", describe(result)
+    if as_json:  # what could be read is still there, the error with its module
+        modules = json.loads(result.stdout)["modules"]
+        assert modules["__main__"]["imports"] == ["app"]
+        assert modules["app"]["error"] == where
+    else:
+        assert "-> app" in result.stdout, describe(result)
+
+
 def test_help(tmp_path: Path) -> None:
     result = run([*HOTMOD, "--help"], tmp_path)
     assert result.returncode == 0, describe(result)
@@ -377,7 +441,7 @@ def test_help(tmp_path: Path) -> None:
     assert "graph" in result.stdout
     result = run([*HOTMOD, "run", "--help"], tmp_path)
     assert result.returncode == 0, describe(result)
-    for option in ("--watch", "--json-events", "--debounce-ms", "--strict"):
+    for option in ("--watch", "--json-events", "--debounce-ms", "--strict", "--exit-on-error"):
         assert option in result.stdout, describe(result)
 
 
@@ -401,11 +465,94 @@ def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path, argv: list[str]) -
     assert "should not run" not in result.stdout
 
 
-def test_missing_script_like_python(tmp_path: Path) -> None:
-    hot, plain = hot_and_plain(tmp_path, ["missing.py"])
+@pytest.mark.parametrize(
+    "events",
+    [
+        pytest.param("adir", id="a-directory"),
+        pytest.param("no/such/dir/ev.jsonl", id="missing-folder"),
+    ],
+)
+def test_unwritable_json_events_is_a_usage_error(tmp_path: Path, events: str) -> None:
+    write_files(tmp_path, {"main.py": "print('should not run')\n"})
+    (tmp_path / "adir").mkdir()
+    result = run([*HOTMOD, "run", "--json-events", events, "main.py"], tmp_path)
+    assert result.returncode == 2, describe(result)
+    assert result.stdout == "", describe(result)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, describe(result)
+    assert lines[0].startswith("hotmod: error: cannot write --json-events file"), describe(result)
+    assert events in lines[0], describe(result)
+
+
+def same_message(hot: str, plain: str, marker: str) -> bool:
+    """Both one line, saying the same from ``marker`` on (python starts with its own path)."""
+    return (
+        len(hot.splitlines()) == len(plain.splitlines()) == 1
+        and marker in plain
+        and hot.startswith("hotmod: error: ")
+        and hot[hot.index(marker) :] == plain[plain.index(marker) :]
+    )
+
+
+@pytest.mark.parametrize("script", ["missing.py", "missing/main.py"])
+def test_missing_script_like_python(tmp_path: Path, script: str) -> None:
+    hot, plain = hot_and_plain(tmp_path, [script])
     assert hot.returncode == plain.returncode == 2, describe(hot, plain)
     assert "Traceback" not in hot.stderr, describe(hot)
-    assert len(hot.stderr.strip().splitlines()) == 1, describe(hot)
+    assert same_message(hot.stderr, plain.stderr, "can't open file"), describe(hot, plain)
+    assert "[Errno 2] No such file or directory" in hot.stderr, describe(hot)
+
+
+def test_folder_without_main_like_python(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    hot, plain = hot_and_plain(tmp_path, ["app"])
+    assert hot.returncode == plain.returncode, describe(hot, plain)
+    assert same_message(hot.stderr, plain.stderr, "can't find '__main__' module"), describe(
+        hot, plain
+    )
+
+
+MAIN_ATTRIBUTES = """
+    import importlib.machinery
+    import json
+    import sys
+
+    print(
+        json.dumps(
+            {
+                "argv": sys.argv,
+                "path0": sys.path[0],
+                "file": __file__,
+                "globals": sorted(globals()),
+                "package": __package__,
+                "spec": None if __spec__ is None else __spec__.name,
+                "cached": __cached__,
+                "annotations": __annotations__,
+                "loader": isinstance(__loader__, importlib.machinery.SourceFileLoader),
+                "source": __loader__.get_source(__spec__.name if __spec__ else "__main__") != "",
+            }
+        )
+    )
+"""
+
+
+@pytest.mark.parametrize(
+    ("files", "target"),
+    [
+        pytest.param({"main.py": MAIN_ATTRIBUTES}, ["main.py", "x"], id="script"),
+        pytest.param({"app/__main__.py": MAIN_ATTRIBUTES}, ["app", "x"], id="folder"),
+        pytest.param(
+            {"pkg/__init__.py": "", "pkg/__main__.py": MAIN_ATTRIBUTES}, ["-m", "pkg", "x"], id="-m"
+        ),
+    ],
+)
+def test_main_module_as_under_python(
+    tmp_path: Path, files: dict[str, str], target: list[str]
+) -> None:
+    write_files(tmp_path, files)
+    hot, plain = hot_and_plain(tmp_path, target)
+    assert hot.returncode == plain.returncode == 0, describe(hot, plain)
+    assert json.loads(hot.stdout) == json.loads(plain.stdout), describe(hot, plain)
 
 
 def test_program_args_after_script_are_not_hotmod_options(tmp_path: Path) -> None:
@@ -418,3 +565,47 @@ def test_program_args_after_script_are_not_hotmod_options(tmp_path: Path) -> Non
 def test_wait_until_reports_its_message() -> None:
     with pytest.raises(OracleError, match="never true"):
         wait_until(lambda: False, timeout=0.05, message="never true")
+
+
+# --------------------------------------------------------------------------------------
+# logging: the root logger is the program's
+
+
+def test_program_logging_config_is_its_own(tmp_path: Path) -> None:
+    program = """
+        import logging
+
+        logging.basicConfig(format="app %(levelname)s %(name)s: %(message)s")
+        logging.warning("hello")
+        logging.getLogger("app.db").warning("connected")
+        root = logging.getLogger()
+        print(len(root.handlers), logging.getLevelName(root.level))
+    """
+    write_files(tmp_path, {"main.py": program})
+    hot, plain = hot_and_plain(tmp_path, ["main.py"])
+    assert hot.returncode == plain.returncode == 0, describe(hot, plain)
+    assert hot.stdout == plain.stdout, describe(hot, plain)
+    assert hot.stderr == plain.stderr == "app WARNING root: hello\napp WARNING app.db: connected\n"
+
+
+def test_verbose_logs_hotmod_debug_lines_apart_from_the_program(tmp_path: Path) -> None:
+    program = """
+        import logging
+        import sys
+
+        logging.warning("from the program")
+        sys.stdin.readline()  # until hotmod has armed its watcher (the "started" event)
+    """
+    write_files(tmp_path, {"main.py": program})
+    events = tmp_path / "events.jsonl"
+    child = Spawned([*HOTMOD, "run", "-v", "--json-events", str(events), "main.py"], tmp_path)
+    try:
+        wait_for_event(events, "started")
+        child.send("\n")
+        assert child.finish() == 0, child.stderr
+    finally:
+        child.kill()
+    lines = child.stderr.splitlines()
+    assert "WARNING:root:from the program" in lines, child.stderr  # python's default format
+    assert any(line.startswith("[hotmod] DEBUG hotmod.") for line in lines), child.stderr
+    assert not any(line.startswith("[hotmod] WARNING root") for line in lines), child.stderr

@@ -389,6 +389,69 @@ def test_folder_moved_away_is_reported_when_the_consumer_knew_it(
     assert (tmp_path / "pkg2" / "mod.py").resolve() in seen  # the folder moved in is scanned
 
 
+# --- the native backend alone -----------------------------------------------------------------
+
+
+NATIVE_ONLY = """
+import sys, tempfile, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])  # a watchfiles whose __init__ must not run
+from hotmod._watch.watcher import Watcher
+with tempfile.TemporaryDirectory() as tmp:
+    with Watcher([tmp]) as watcher:
+        (Path(tmp) / "mod.py").write_text("x = 1")
+        deadline = time.monotonic() + 10
+        batch = None
+        while batch is None and time.monotonic() < deadline:
+            batch = watcher.poll_once(100)
+print(sorted(p.name for p in batch or ()))
+print(sorted(m for m in sys.modules if "watchfiles" in m or "rust_notify" in m))
+"""
+
+
+def test_watcher_loads_only_the_native_extension(tmp_path: Path) -> None:
+    """``watchfiles/__init__.py`` (and all it imports) never runs: only ``_rust_notify``."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("watchfiles")
+    assert spec is not None
+    assert spec.submodule_search_locations is not None
+    real = Path(next(iter(spec.submodule_search_locations)))
+    fake = tmp_path / "site" / "watchfiles"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('watchfiles/__init__.py ran')\n")
+    for extension in real.glob("_rust_notify*"):
+        if extension.suffix in {".so", ".pyd"}:
+            (fake / extension.name).symlink_to(extension)
+    result = subprocess.run(
+        [sys.executable, "-c", NATIVE_ONLY, str(tmp_path / "site")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["['mod.py']", "[]"], result.stdout + result.stderr
+
+
+AFTER_HOTMOD = """
+import sys, tempfile
+from hotmod._watch.watcher import Watcher
+with tempfile.TemporaryDirectory() as tmp:
+    Watcher([tmp]).close()  # hotmod's copy of the extension is loaded
+    import watchfiles  # then the program imports watchfiles itself
+    from watchfiles._rust_notify import RustNotify
+    RustNotify([tmp], False, False, 300, True, True).close()
+    print(watchfiles.VERSION == watchfiles._rust_notify.__version__)
+"""
+
+
+def test_program_may_import_watchfiles_after_hotmod() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", AFTER_HOTMOD], capture_output=True, text=True, timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True", result.stdout + result.stderr
+
+
 def test_non_recursive_watch_sees_only_the_roots_entries(
     tmp_path: Path, make_watcher: MakeWatcher
 ) -> None:

@@ -3,24 +3,61 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ._errors import HotmodError, UsageError
-from ._events import Fanout, JsonLinesReporter, Reporter, TerminalReporter
-from ._run.runner import Target, default_roots, restart_process, run
-from ._run.staticgraph import static_graph
+from ._events import Reporter, TerminalReporter
+from ._run.report import RunJsonLinesReporter, RunReporter
+from ._run.runner import restart_process, run
+from ._run.target import Target, TargetNotFound, default_roots, locate_script
 from ._version import __version__
 
 EXIT_USAGE = 2
 
+# The logger every hotmod module logs under (``logging.getLogger(__name__)``),
+# and the name of the handler the CLI puts on it.
+_LOGGER = "hotmod"
+_LOG_HANDLER = "hotmod-cli"
+
 # Options of ``hotmod run`` that take a value: the program's own arguments start
 # at the first word that is neither an option nor such a value.
 _VALUE_OPTIONS = frozenset({"--watch", "--exclude", "--debounce-ms", "--json-events"})
+
+
+def _help_width() -> int:
+    """What ``shutil.get_terminal_size()`` gives, without importing shutil.
+
+    argparse imports shutil (and with it zlib, bz2, lzma) for this one number;
+    under ``hotmod run`` every module hotmod imports is one the program would
+    find already imported, so we compute it ourselves (``$COLUMNS``, then the
+    terminal, then 80), as argparse would, minus argparse's margin of 2.
+    """
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdecimal() and int(columns) > 0:
+        width = int(columns)
+    else:
+        try:
+            width = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            width = 0
+        width = width or 80
+    return width - 2
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, with the width from :func:`_help_width`."""
+
+    def __init__(
+        self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+        width: int | None = None, **kwargs: Any,
+    ) -> None:
+        width = _help_width() if width is None else width
+        super().__init__(prog, indent_increment, max_help_position, width, **kwargs)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,14 +70,16 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="hotmod",
+        formatter_class=_HelpFormatter,
         description="Hot module replacement for Python: edits go live in the running process.",
     )
     parser.add_argument("--version", action="version", version=f"hotmod {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     run_p = sub.add_parser(
         "run",
+        formatter_class=_HelpFormatter,
         help="run a program with hot reload",
-        usage="hotmod run [options] (script.py | -m module) [args ...]",
+        usage="hotmod run [options] (script.py | folder | -m module) [args ...]",
         description="Run a program with hot reload. Everything after the script "
         "(or -m module) is passed to the program.",
     )
@@ -55,12 +94,17 @@ def _parser() -> argparse.ArgumentParser:
                        help="restart instead of applying anything not provably equivalent")
     run_p.add_argument("--json-events", metavar="FILE", type=Path,
                        help="append one JSON object per event to FILE")
+    run_p.add_argument("--exit-on-error", action="store_true",
+                       help="exit with 1 when the program ends with an uncaught exception "
+                       "(default: print it, then wait for a change and start it again)")
     run_p.add_argument("-q", "--quiet", action="store_true", help="report failures only")
     run_p.add_argument("-v", "--verbose", action="store_true", help="report more detail")
     run_p.add_argument("-m", dest="module", metavar="MODULE", help="run library module as a script")
-    run_p.add_argument("script", nargs="?", help="the program to run")
+    run_p.add_argument("script", nargs="?",
+                       help="the program to run (a folder runs its __main__.py)")
     graph_p = sub.add_parser(
         "graph",
+        formatter_class=_HelpFormatter,
         help="print the project's module dependency graph",
         usage="hotmod graph [--json] (script.py | -m module)",
     )
@@ -107,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(target, args)
     except UsageError as exc:
         print(f"hotmod: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_code if isinstance(exc, TargetNotFound) else EXIT_USAGE
     except HotmodError as exc:
         print(f"hotmod: {exc}", file=sys.stderr)
         return 1
@@ -116,13 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(target: Target, args: argparse.Namespace) -> int:
     from ._engine.reloader import Reloader
 
+    if target.script is not None:
+        locate_script(target.script)  # python's error for a missing script comes first
     verbosity = 0 if args.quiet else 2 if args.verbose else 1
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="[hotmod] %(levelname)s %(name)s: %(message)s")
+    _log_to_stderr(verbose=args.verbose)
     reporters: list[Reporter] = [TerminalReporter(verbosity=verbosity)]
     if args.json_events is not None:
-        reporters.append(JsonLinesReporter(args.json_events.resolve()))
-    reporter = Fanout(reporters)
+        reporters.append(RunJsonLinesReporter(_writable(args.json_events, "--json-events")))
+    reporter = RunReporter(reporters)
     if args.debounce_ms < 0:
         raise UsageError("--debounce-ms must be 0 or more")
     roots = [Path(w) for w in args.watch] or default_roots(target)
@@ -130,18 +175,64 @@ def _run(target: Target, args: argparse.Namespace) -> int:
         roots, debounce_ms=args.debounce_ms, exclude=args.exclude, strict=args.strict,
         reporter=reporter, on_restart=restart_process,
     )
-    return run(target, reloader, reporter)
+    return run(target, reloader, reporter, exit_on_error=args.exit_on_error)
+
+
+def _writable(path: Path, option: str) -> Path:
+    """``path`` resolved, once it is known that we can append to it (else a usage error).
+
+    Checked before the program starts: a reporter that fails later only logs,
+    once per event, while the program runs on.
+    """
+    resolved = path.resolve()
+    try:
+        with open(resolved, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise UsageError(f"cannot write {option} file {str(path)!r}: {reason}") from exc
+    return resolved
+
+
+def _log_to_stderr(*, verbose: bool) -> None:
+    """hotmod's own log (warnings; debug too with ``-v``) on stderr.
+
+    Through the ``hotmod`` logger alone, which does not propagate: the root
+    logger belongs to the program, whose ``logging.basicConfig()`` must work
+    and whose log lines must look as they do under plain python.
+    """
+    log = logging.getLogger(_LOGGER)
+    for old in [h for h in log.handlers if h.get_name() == _LOG_HANDLER]:
+        log.removeHandler(old)  # main() called again in the same process
+    handler = logging.StreamHandler()
+    handler.set_name(_LOG_HANDLER)
+    handler.setFormatter(logging.Formatter("[hotmod] %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    log.propagate = False
 
 
 def _graph(target: Target, *, as_json: bool) -> int:
+    # Imported here: ``hotmod run`` needs neither, and the program must not find
+    # modules in sys.modules that plain python would not have loaded.
+    import json
+
+    from ._run.staticgraph import static_graph
+
     graph = static_graph(target)
     if as_json:
         print(json.dumps(graph, indent=2, sort_keys=True))
-        return 0
-    for name, node in sorted(graph["modules"].items()):
-        print(f"{name}  ({node['path']})")
-        for dep in node["imports"]:
-            print(f"  -> {dep}")
-        for dep in node["lazy_imports"]:
-            print(f"  .. {dep}  (imported inside a function)")
-    return 0
+    else:
+        for name, node in sorted(graph["modules"].items()):
+            print(f"{name}  ({node['path']})")
+            for dep in node["imports"]:
+                print(f"  -> {dep}")
+            for dep in node["lazy_imports"]:
+                print(f"  .. {dep}  (imported inside a function)")
+    # The graph of what could be read is still printed; a module that could not
+    # be parsed is an error (its imports are unknown), reported on stderr.
+    errors = [node["error"] for _, node in sorted(graph["modules"].items()) if "error" in node]
+    sys.stdout.flush()
+    for error in errors:
+        print(f"hotmod: {error}", file=sys.stderr)
+    return 1 if errors else 0

@@ -4,30 +4,49 @@ Same ``sys.argv``, ``sys.path[0]``, ``__name__``, stdio, signals and exit
 code as ``python script.py`` / ``python -m module``. A reload that needs a
 restart re-executes the whole process with the same arguments (the same
 stdin, stdout and stderr stay connected).
+
+When the program ends with an uncaught exception (or its entry script does not
+compile), its traceback is printed as python prints it; then, unless
+``exit_on_error``, hotmod waits for a change of a watched file and starts the
+program again in a fresh process: the typo that killed it can be fixed
+without going back to the shell. ``SystemExit`` is a deliberate exit and
+exits with its code; Ctrl-C exits as python does.
 """
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import enum
-import importlib.util
 import logging
 import os
 import signal
 import sys
 import threading
-import traceback
 import types
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Final, NoReturn
 
 from .._engine.graph import MAIN
 from .._engine.reloader import Reloader
 from .._errors import UsageError
-from .._events import Fanout, ReloadResult, Reporter, Started
+from .._events import Outcome, ReloadResult, Started
+from .report import Exited, RunReporter
+from .target import Target, main_module
+from .tracebacks import format_program_error, location, print_program_error
 
 logger = logging.getLogger(__name__)
+
+# python's exit code after an uncaught exception.
+EXIT_ERROR: Final = 1
+# A change of one of these files under the watched folders restarts a program
+# that exited with an error (the kinds of file the reloader watches).
+RESTART_SUFFIXES: Final = (".py", ".so", ".pyd")
+# Printed (stderr) once hotmod watches for the change that will restart the program.
+WAITING: Final = "[hotmod] program exited with an error; waiting for a change"
+# The wait for a change has no deadline (a person is editing): it is sliced so
+# that it never sits in one uninterruptible call.
+_WAIT_SLICE_MS: Final = 1000
 
 
 class Env(enum.StrEnum):
@@ -35,64 +54,6 @@ class Env(enum.StrEnum):
 
     RESTARTS = "HOTMOD_RESTARTS"
     CWD = "HOTMOD_ORIGINAL_CWD"
-
-
-@dataclass
-class Target:
-    """What to run: a script path or a module name, and its arguments."""
-
-    script: str | None = None
-    module: str | None = None
-    args: list[str] = field(default_factory=list)
-
-
-def default_roots(target: Target) -> list[Path]:
-    """The script's folder, or the current folder for ``-m``."""
-    if target.script is not None:
-        return [Path(target.script).resolve().parent]
-    return [Path.cwd()]
-
-
-def _main_module(target: Target) -> tuple[types.ModuleType, Path, str, types.CodeType]:
-    """Prepare ``sys.argv``/``sys.path`` and a fresh ``__main__`` module with its code."""
-    module = types.ModuleType(MAIN)
-    module.__dict__["__builtins__"] = builtins
-    if target.script is not None:
-        path = Path(target.script).resolve()
-        if not path.is_file():
-            raise UsageError(f"can't open file {target.script!r}: no such file")
-        sys.argv = [target.script, *target.args]
-        sys.path[0] = str(path.parent)
-        module.__file__ = str(path)
-        module.__spec__ = None
-        module.__package__ = None
-        source = path.read_text(encoding="utf-8")
-    else:
-        assert target.module is not None
-        sys.path[0] = os.getcwd()
-        name = target.module
-        try:
-            spec = importlib.util.find_spec(name)
-            if spec is not None and spec.submodule_search_locations is not None:
-                name = f"{name}.__main__"
-                spec = importlib.util.find_spec(name)
-        except ImportError as exc:
-            raise UsageError(f"error finding module specification for {name!r}: {exc}") from exc
-        if spec is None or spec.origin is None or spec.loader is None:
-            raise UsageError(f"no module named {target.module!r}")
-        get_source = getattr(spec.loader, "get_source", None)
-        found = get_source(name) if callable(get_source) else None
-        if not isinstance(found, str):
-            raise UsageError(f"{name!r} has no Python source to run")
-        source = found
-        path = Path(spec.origin).resolve()
-        sys.argv = [str(path), *target.args]
-        module.__file__ = str(path)
-        module.__spec__ = spec
-        module.__package__ = name.rpartition(".")[0]
-        module.__loader__ = spec.loader
-    code = compile(source, str(path), "exec", dont_inherit=True)
-    return module, path, source, code
 
 
 def restart_process(result: ReloadResult | None = None) -> None:
@@ -105,13 +66,26 @@ def restart_process(result: ReloadResult | None = None) -> None:
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
-def run(target: Target, reloader: Reloader, reporter: Fanout | Reporter) -> int:
-    """Run ``target`` under ``reloader``; return the exit code (SystemExit propagates)."""
+def run(
+    target: Target, reloader: Reloader, reporter: RunReporter, *, exit_on_error: bool = False
+) -> int:
+    """Run ``target`` under ``reloader``; return the exit code (SystemExit propagates).
+
+    After an uncaught exception this returns only with ``exit_on_error``
+    (``1``) or when no change can be watched for; otherwise the process is
+    replaced by a fresh one at the next change.
+    """
     os.environ.setdefault(Env.CWD, os.getcwd())
+    signals = _Signals.save()
     reloader.install()
-    module, path, source, code = _main_module(target)
-    sys.modules[MAIN] = module
-    reloader.track_main(module, path, source, code)
+    try:
+        main = main_module(target)
+    except UsageError:
+        raise
+    except BaseException as exc:  # the program's: a SyntaxError, its package failing
+        return _program_failed(exc, reloader, reporter, signals, exit_on_error=exit_on_error)
+    sys.modules[MAIN] = main.module
+    reloader.track_main(main.module, main.path, main.source, main.code)
     restarts = int(os.environ.get(Env.RESTARTS, "0"))
     argv = list(sys.argv)
     # The watcher arms in its own thread while the program starts; "started" is
@@ -120,32 +94,131 @@ def run(target: Target, reloader: Reloader, reporter: Fanout | Reporter) -> int:
         wait=False, on_ready=lambda: reporter.started(Started(argv=argv, restarts=restarts))
     )
     try:
-        exec(code, module.__dict__)
-    except SystemExit:
-        raise
-    except KeyboardInterrupt as exc:
-        _print_user_traceback(exc, path)
-        _exit_like_python_on_sigint()
+        exec(main.code, main.module.__dict__)
     except BaseException as exc:
-        _print_user_traceback(exc, path)
-        return 1
+        return _program_failed(exc, reloader, reporter, signals, exit_on_error=exit_on_error)
     return 0
 
 
-def _print_user_traceback(exc: BaseException, main_path: Path) -> None:
-    """Print ``exc`` as python would: from the script's frame down."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename != str(main_path):
-        tb = tb.tb_next
-    traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
+def _program_failed(
+    exc: BaseException,
+    reloader: Reloader,
+    reporter: RunReporter,
+    signals: _Signals,
+    *,
+    exit_on_error: bool,
+) -> int:
+    if isinstance(exc, SystemExit):
+        raise exc  # a deliberate exit: python exits with its code, so do we
+    print_program_error(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        _exit_like_python_on_sigint()
+    if exit_on_error:
+        reporter.exited(_exited(exc, waiting=False))
+        return EXIT_ERROR
+    try:
+        return _wait_then_restart(exc, reloader, reporter, signals)
+    except KeyboardInterrupt:
+        # Ctrl-C while waiting: the program is gone, its threads are not ours to wait for.
+        _exit_like_python_on_sigint(join_threads=False)
 
 
-def _exit_like_python_on_sigint() -> None:
-    """Python exits by SIGINT after an uncaught KeyboardInterrupt (shells see 130)."""
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
-    sys.stdout.flush()
-    sys.stderr.flush()
+def _wait_then_restart(
+    exc: BaseException, reloader: Reloader, reporter: RunReporter, signals: _Signals
+) -> int:
+    """Wait for a change of a watched file, then restart; ``1`` if nothing can be watched."""
+    from .._watch.watcher import Watcher
+
+    # The program's signal handlers would act on a program that no longer runs.
+    signals.restore()
+    try:
+        watcher = Watcher(
+            reloader.roots, debounce_ms=reloader.debounce_ms, exclude=reloader.exclude,
+            suffixes=RESTART_SUFFIXES,
+        )
+    except Exception as watch_error:
+        print(f"[hotmod] cannot watch for a change ({watch_error}); exiting", file=sys.stderr)
+        reporter.exited(_exited(exc, waiting=False))
+        return EXIT_ERROR
+    with watcher:
+        # Armed before the reloader stops watching: no change falls between the two.
+        reloader.stop()
+        print(WAITING, file=sys.stderr, flush=True)
+        reporter.exited(_exited(exc, waiting=True))
+        batch = None
+        try:
+            while batch is None:
+                batch = watcher.poll_once(_WAIT_SLICE_MS)
+        except (RuntimeError, OSError) as watch_error:  # the native watcher gave up
+            print(f"[hotmod] watching failed ({watch_error}); exiting", file=sys.stderr)
+            return EXIT_ERROR
+    result = ReloadResult(
+        Outcome.RESTART, paths=tuple(sorted(batch)), version=reloader.version,
+        reason=f"{_some_paths(batch)} changed after the program exited with an error",
+    )
+    reporter.reloaded(result)
+    restart_process(result)
+    return EXIT_ERROR  # not reached: the process was replaced
+
+
+def _exited(exc: BaseException, *, waiting: bool) -> Exited:
+    path, line = location(exc)
+    try:
+        message = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+    except Exception:  # a broken __str__: python prints this placeholder too
+        message = "<exception str() failed>"
+    return Exited(
+        returncode=EXIT_ERROR, error_type=type(exc).__name__, message=message, path=path,
+        line=line, traceback=format_program_error(exc), waiting=waiting,
+    )
+
+
+def _some_paths(paths: set[Path], *, most: int = 3) -> str:
+    """``a.py, b.py and 2 more``: relative to the current folder where possible."""
+    cwd = Path.cwd()
+    shown = sorted(str(p.relative_to(cwd)) if p.is_relative_to(cwd) else str(p) for p in paths)
+    more = len(shown) - most
+    return ", ".join(shown[:most]) + (f" and {more} more" if more > 0 else "")
+
+
+_Handler = Callable[[int, types.FrameType | None], Any] | int | signal.Handlers | None
+
+
+class _Signals:
+    """The SIGINT and SIGTERM handlers hotmod started with, to restore once the program died.
+
+    (python's own: ``KeyboardInterrupt`` on Ctrl-C, death on SIGTERM; or
+    whatever the parent process left ignored.)
+    """
+
+    def __init__(self, handlers: dict[signal.Signals, _Handler]) -> None:
+        self._handlers = handlers
+
+    @classmethod
+    def save(cls) -> _Signals:
+        if threading.current_thread() is not threading.main_thread():
+            return cls({})  # handlers can only be set from the main thread
+        return cls({s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)})
+
+    def restore(self) -> None:
+        for number, handler in self._handlers.items():
+            if handler is not None:  # None: set from C, cannot be put back from Python
+                signal.signal(number, handler)
+
+
+def _exit_like_python_on_sigint(*, join_threads: bool = True) -> NoReturn:
+    """Python exits by SIGINT after an uncaught KeyboardInterrupt (shells see 130).
+
+    Like python it first waits for the program's non-daemon threads, unless
+    ``join_threads`` is false (Ctrl-C while hotmod waits for a change).
+    """
+    if join_threads:
+        for thread in threading.enumerate():
+            if thread is not threading.current_thread() and not thread.daemon:
+                thread.join()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGINT)
+    os._exit(128 + signal.SIGINT)  # not reached: SIGINT's default action ends the process

@@ -10,7 +10,7 @@ from typing import Any
 from .._engine.graph import IGNORED_DIRS, MAIN
 from .._engine.scan import scan
 from .._errors import UsageError
-from .runner import Target, default_roots
+from .target import Target, default_roots, locate_script
 
 
 def _find(name: str, roots: list[Path]) -> tuple[Path, bool] | None:
@@ -28,13 +28,12 @@ def static_graph(target: Target) -> dict[str, Any]:
     """``{"root": ..., "modules": {name: {"path", "imports", "lazy_imports"}}}``.
 
     Only modules found under the project root are included; edges to them only.
+    A module that cannot be read or parsed has no edges and an ``"error"``:
+    ``"path:line: SyntaxError: message"``.
     """
     roots = default_roots(target)
     if target.script is not None:
-        entry = Path(target.script).resolve()
-        if not entry.is_file():
-            raise UsageError(f"can't open file {target.script!r}: no such file")
-        start: tuple[str, Path, bool] = (MAIN, entry, False)
+        start: tuple[str, Path, bool] = (MAIN, locate_script(target.script).file, False)
     else:
         assert target.module is not None
         found = _find(target.module, roots)
@@ -51,10 +50,11 @@ def static_graph(target: Target) -> dict[str, Any]:
         if name in modules:
             continue
         try:
-            tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-        except (OSError, SyntaxError, UnicodeDecodeError) as exc:
+            # From bytes, as python reads sources: a coding declaration is honoured.
+            tree = ast.parse(path.read_bytes(), str(path))
+        except (OSError, SyntaxError, ValueError) as exc:
             modules[name] = {"path": str(path), "imports": [], "lazy_imports": [],
-                             "error": str(exc)}
+                             "error": _describe(exc, path)}
             continue
         info = scan(tree, name if name != MAIN else "", is_package=is_package)
         edges: dict[str, list[str]] = {"imports": [], "lazy_imports": []}
@@ -68,3 +68,13 @@ def static_graph(target: Target) -> dict[str, Any]:
                 todo.append((dep, hit[0], hit[1]))
         modules[name] = {"path": str(path), **edges}
     return {"root": [str(r) for r in roots], "modules": modules}
+
+
+def _describe(exc: Exception, path: Path) -> str:
+    """``path:line: Type: message``, the line only where the error has one."""
+    if isinstance(exc, SyntaxError):
+        where = f"{exc.filename or path}:{exc.lineno}" if exc.lineno else str(path)
+        return f"{where}: {type(exc).__name__}: {exc.msg}"
+    if isinstance(exc, OSError):
+        return f"{path}: {type(exc).__name__}: {exc.strerror or exc}"
+    return f"{path}: {type(exc).__name__}: {exc}"

@@ -18,6 +18,10 @@ not an editor's lock or scratch copy. Everything else (a log file rewritten
 every millisecond in the project folder) is dropped in a few hundred
 nanoseconds and never wakes the consumer.
 
+Only watchfiles' native extension is loaded, not the watchfiles package (see
+:mod:`hotmod._watch.native`): the program run under hotmod must not find
+watchfiles' dependencies in its ``sys.modules``.
+
 Threads: watchfiles' ``RustNotify`` collects raw events on its own native
 thread. A small daemon *pump* thread of ours drains them, filters them and adds
 the survivors to a pending set; :meth:`Watcher.poll_once` waits on that set.
@@ -38,12 +42,14 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Literal
-
-from watchfiles._rust_notify import RustNotify
+from typing import TYPE_CHECKING, Final, Literal
 
 from .._errors import UsageError
+from .native import load_rust_notify
 from .pathfilter import DEFAULT_IGNORED_DIRS, PathFilter
+
+if TYPE_CHECKING:
+    from watchfiles._rust_notify import RustNotify
 
 __all__ = ["DEFAULT_IGNORED_DIRS", "Watcher"]
 
@@ -77,8 +83,9 @@ def _force_polling_from_env() -> tuple[bool, int]:
 def _open_notify(roots: tuple[str, ...], recursive: bool = True) -> RustNotify:
     """Start the native watcher on ``roots``; watching is live when it returns."""
     force_polling, poll_delay_ms = _force_polling_from_env()
+    rust_notify = load_rust_notify()
     try:
-        return RustNotify(
+        return rust_notify(
             list(roots),
             bool(os.environ.get("WATCHFILES_DEBUG")),
             force_polling,
