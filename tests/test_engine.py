@@ -572,3 +572,43 @@ def test_default_package_folders_are_this_interpreters(tmp_path: Path) -> None:
     assert spec.origin is not None
     assert any(Path(spec.origin).is_relative_to(p) for p in reloader.packages)
     assert Reloader([tmp_path], packages=()).packages == []
+
+
+def test_one_rule_for_project_files(tmp_path: Path) -> None:
+    """The import hook tracks a module exactly when the watcher would report its file."""
+    from hotmod._engine.graph import ModuleGraph
+    from hotmod._watch.pathfilter import DEFAULT_IGNORED_DIRS, PathFilter
+
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "pyvenv.cfg").write_text("", encoding="utf-8")
+    exclude = ["gen_*.py", "generated"]
+    graph = ModuleGraph([tmp_path], exclude=exclude)
+    watched = PathFilter(
+        [str(tmp_path.resolve())], suffixes=(".py",), ignored_dirs=DEFAULT_IGNORED_DIRS,
+        exclude=exclude,
+    )
+    samples = {
+        "app.py": True,
+        "pkg/mod.py": True,
+        "build/lib/app.py": False,
+        "dist/app.py": False,
+        "node_modules/x.py": False,
+        "pkg.egg-info/x.py": False,
+        "env/lib/x.py": False,
+        "gen_models.py": False,
+        "generated/models.py": False,
+        ".venv/lib/x.py": False,
+    }
+    for rel, expected in samples.items():
+        path = str(tmp_path.resolve() / rel)
+        assert graph.is_project_file(path) is expected, rel
+        assert watched.accepts(path) is expected, rel
+
+
+def test_modules_under_build_are_not_tracked(project: tuple[Path, Reloader]) -> None:
+    root, reloader = project
+    write(root, "build/lib/built.py", "X = 1\n")
+    write(root, "uses.py", "import sys\nsys.path.insert(0, sys.path[0] + '/build/lib')\n")
+    sys.path.insert(0, str(root / "build" / "lib"))
+    importlib.import_module("built")
+    assert "built" not in reloader.graph.records

@@ -27,14 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from .._compat import code_imports
+from .._project import ProjectFiles
 from .scan import ModuleInfo, package_of, resolve, scan
 
 logger = logging.getLogger(__name__)
 
-IGNORED_DIRS = frozenset(
-    {"__pycache__", ".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "site-packages",
-     "dist-packages", "node_modules", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
-)
 MAIN = "__main__"
 
 
@@ -136,11 +133,13 @@ def _mtime_ns(path: Path) -> int:
 class ModuleGraph:
     """Project modules by name and by path, with their import edges."""
 
-    def __init__(self, roots: Sequence[Path]) -> None:
+    def __init__(self, roots: Sequence[Path], *, exclude: Sequence[str] = ()) -> None:
         self.roots = tuple(r.resolve() for r in roots)
         self._resolved_prefixes = tuple(os.path.join(str(r), "") for r in self.roots)
         given = tuple(os.path.join(os.path.abspath(r), "") for r in roots)
         self._root_prefixes = tuple(dict.fromkeys(self._resolved_prefixes + given))
+        # The same rule the watcher applies: a module is tracked iff its file is watched.
+        self.files = ProjectFiles([p.rstrip(os.sep) for p in self._root_prefixes], exclude=exclude)
         self.records: dict[str, ModuleRecord] = {}
         self.by_path: dict[Path, str] = {}
         self._lock = threading.RLock()
@@ -158,28 +157,21 @@ class ModuleGraph:
         self._unindexed: list[ModuleRecord] = []
         self._module_dirs: set[str] = set()  # folders that hold (or held) project modules
         self.cold: set[str] = set()  # records whose scan is pending (see warm())
-        self._project_dirs: dict[str, bool] = {}  # folder -> is_project_file's answer
+        self._project_files: dict[str, bool] = {}  # path -> is_project_file's answer
 
     # -- project membership ----------------------------------------------------------
     def is_project_file(self, path: Path | str) -> bool:
-        """Under a root and not inside a virtualenv, cache or VCS folder.
+        """Under a root, in no ignored folder or virtualenv, matching no exclude.
 
-        Asked for every module the program imports, so it compares strings
-        (no file system calls); roots are known both as given and resolved.
+        Asked for every module the program imports, so the answer is cached
+        per file (the rule itself is :class:`hotmod._project.ProjectFiles`,
+        shared with the watcher).
         """
-        folder = os.path.dirname(os.path.abspath(path))
-        known = self._project_dirs.get(folder)
+        text = os.path.abspath(path)
+        known = self._project_files.get(text)
         if known is None:
-            known = self._project_dirs[folder] = self._is_project_dir(folder)
+            known = self._project_files[text] = self.files.allowed(text)
         return known
-
-    def _is_project_dir(self, folder: str) -> bool:
-        text = os.path.join(folder, "")
-        for prefix in self._root_prefixes:
-            if text.startswith(prefix):
-                rel = text[len(prefix):].split(os.sep)
-                return not any(part in IGNORED_DIRS or part.endswith(".egg-info") for part in rel)
-        return False
 
     def _under_root(self, folder: str) -> bool:
         prefix = os.path.join(folder, "")

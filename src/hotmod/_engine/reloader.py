@@ -91,7 +91,7 @@ class Reloader:
             installed_package_folders() if packages is None
             else [Path(p) for p in packages if Path(p).is_dir()]
         )
-        self.graph = ModuleGraph(self.roots)
+        self.graph = ModuleGraph(self.roots, exclude=self.exclude)
         self.version = 0
         self._pending: set[Path] = set()
         self._lock = threading.RLock()

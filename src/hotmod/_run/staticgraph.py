@@ -7,9 +7,10 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from .._engine.graph import IGNORED_DIRS, MAIN
+from .._engine.graph import MAIN
 from .._engine.scan import scan
 from .._errors import UsageError
+from .._project import ProjectFiles
 from .target import Target, default_roots, locate_script
 
 
@@ -32,6 +33,7 @@ def static_graph(target: Target) -> dict[str, Any]:
     ``"path:line: SyntaxError: message"``.
     """
     roots = default_roots(target)
+    rule = ProjectFiles([str(r.resolve()) for r in roots])
     if target.script is not None:
         start: tuple[str, Path, bool] = (MAIN, locate_script(target.script).file, False)
     else:
@@ -61,7 +63,7 @@ def static_graph(target: Target) -> dict[str, Any]:
         for kind, names in (("imports", info.imports), ("lazy_imports", info.lazy_imports)):
             for dep in sorted(names):
                 hit = _find(dep, roots)
-                if hit is None or any(p in IGNORED_DIRS for p in hit[0].parts):
+                if hit is None or not rule.allowed(str(hit[0])):
                     continue
                 if dep not in edges[kind]:
                     edges[kind].append(dep)

@@ -6,55 +6,19 @@ only decides, for each ``(change, path)`` it reports, whether hotmod cares.
 
 from __future__ import annotations
 
-import fnmatch
 import os
-import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
-DEFAULT_IGNORED_DIRS: Final[frozenset[str]] = frozenset(
-    {
-        # bytecode and tool caches
-        "__pycache__",
-        ".mypy_cache",
-        ".pytest_cache",
-        ".ruff_cache",
-        ".hypothesis",
-        ".ipynb_checkpoints",
-        # version control
-        ".git",
-        ".hg",
-        ".svn",
-        ".bzr",
-        # environments and installed code: stable, and huge
-        ".venv",
-        "venv",
-        ".tox",
-        ".nox",
-        "site-packages",
-        "dist-packages",
-        "node_modules",
-        # build output: copies of the sources, not the sources
-        "build",
-        "dist",
-        ".eggs",
-        "*.egg-info",
-        # editor metadata
-        ".idea",
-        ".vscode",
-    }
-)
-"""Directory names never descended into (relative to a root). Entries with
-glob characters (``*.egg-info``) are matched with :func:`fnmatch.fnmatchcase`.
-Besides these, any directory holding ``pyvenv.cfg`` or ``conda-meta`` (a
-virtual environment or conda env, whatever it is called) is ignored."""
+from .._project import ENV_MARKERS, IGNORED_DIRS, ProjectFiles
+
+# The project rule lives in hotmod._project (shared with the import hook).
+DEFAULT_IGNORED_DIRS: Final[frozenset[str]] = IGNORED_DIRS
 
 # Lock files and scratch copies editors write next to the real file with a
 # matching suffix: Emacs' ``.#mod.py`` lock symlink, flycheck's ``flycheck_mod.py``.
 _EDITOR_NAMES: Final = (".#*", "flycheck_*")
-_ENV_MARKERS: Final = ("pyvenv.cfg", "conda-meta")
-# Bound on the per-directory virtualenv cache (cleared when exceeded).
-_ENV_CACHE_MAX: Final = 4096
+_ENV_MARKERS: Final = ENV_MARKERS
 
 _ADDED: Final = 1  # watchfiles.Change.added
 _DELETED: Final = 3  # watchfiles.Change.deleted
@@ -79,15 +43,10 @@ class PathFilter:
     ) -> None:
         self.keep_deleted = keep_deleted
         self.recursive = recursive
-        self._roots = tuple(sorted(roots, key=len, reverse=True))
-        self._prefixes = tuple(r.rstrip(os.sep) + os.sep for r in self._roots)
         self.suffixes = suffixes
-        names = set(ignored_dirs)
-        globs = {n for n in names if any(c in n for c in "*?[")}
-        self._ignored_names = frozenset(names - globs)
-        self._ignored_glob = _compile_globs(globs)
-        self._exclude = _compile_globs((*exclude, *_EDITOR_NAMES))
-        self._env_cache: dict[str, bool] = {}
+        self.rule = ProjectFiles(
+            roots, exclude=exclude, ignored_dirs=ignored_dirs, extra_excludes=_EDITOR_NAMES
+        )
 
     def filter(self, raw: Iterable[tuple[int, str]]) -> set[str]:
         """The paths of ``raw`` (watchfiles ``(change, path)`` pairs) that matter."""
@@ -98,7 +57,7 @@ class PathFilter:
                     accepted.add(path)
             elif path.endswith(_ENV_MARKERS):
                 # a virtualenv appeared (or vanished): re-check directories.
-                self._env_cache.clear()
+                self.rule.forget_envs()
             elif (
                 change == _ADDED
                 and self.recursive
@@ -133,60 +92,7 @@ class PathFilter:
         return found
 
     def _dir_accepted(self, path: str) -> bool:
-        return self._allowed(path, is_file=False)
+        return self.rule.allowed(path, is_file=False)
 
     def _allowed(self, path: str, *, is_file: bool) -> bool:
-        """Under a root, in no ignored folder or virtualenv, matching no exclude."""
-        located = self._split(path)
-        if located is None:
-            return False
-        root, parts = located
-        dirs = parts[:-1] if is_file else parts
-        return (
-            not any(self._ignored_dir(d) for d in dirs)
-            and not self._excluded(parts)
-            and not self._in_env(root, dirs)
-        )
-
-    def _split(self, path: str) -> tuple[str, list[str]] | None:
-        # Roots are disjoint (nested ones are dropped), longest first.
-        for root, prefix in zip(self._roots, self._prefixes, strict=True):
-            if path.startswith(prefix):
-                return root, path[len(prefix) :].split(os.sep)
-        return None
-
-    def _ignored_dir(self, name: str) -> bool:
-        return name in self._ignored_names or (
-            self._ignored_glob is not None and self._ignored_glob.match(name) is not None
-        )
-
-    def _excluded(self, parts: list[str]) -> bool:
-        # A glob excludes a file when it matches the path relative to its root
-        # (``pkg/generated/*``), the file name (``*_pb2.py``) or the name of a
-        # directory on the way (``generated``).
-        pattern = self._exclude
-        if pattern is None:
-            return False
-        return pattern.match("/".join(parts)) is not None or any(
-            pattern.match(p) is not None for p in parts
-        )
-
-    def _in_env(self, root: str, dirs: list[str]) -> bool:
-        cache = self._env_cache
-        current = root
-        for name in dirs:
-            current = os.path.join(current, name)
-            is_env = cache.get(current)
-            if is_env is None:
-                if len(cache) >= _ENV_CACHE_MAX:
-                    cache.clear()
-                is_env = any(os.path.exists(os.path.join(current, m)) for m in _ENV_MARKERS)
-                cache[current] = is_env
-            if is_env:
-                return True
-        return False
-
-
-def _compile_globs(patterns: Iterable[str]) -> re.Pattern[str] | None:
-    translated = [fnmatch.translate(p) for p in sorted(set(patterns))]
-    return re.compile("|".join(translated)) if translated else None
+        return self.rule.allowed(path, is_file=is_file)
