@@ -21,6 +21,7 @@ import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -612,3 +613,75 @@ def test_modules_under_build_are_not_tracked(project: tuple[Path, Reloader]) -> 
     sys.path.insert(0, str(root / "build" / "lib"))
     importlib.import_module("built")
     assert "built" not in reloader.graph.records
+
+
+class _RegistryAdapter:
+    """A participant that keeps a live registry untouched until the commit."""
+
+    name = "registry-adapter"
+    order = 100
+
+    def __init__(self) -> None:
+        self.recorded: list[object] = []
+        self.seen_while_staging: list[object] | None = None
+
+    def prepare(self, batch: Any) -> None:
+        self.recorded = []
+        batch.stand_in("registry", HANDLERS=self.recorded)
+
+    def stage(self, batch: Any) -> None:
+        self.seen_while_staging = list(sys.modules["registry"].HANDLERS)
+
+    def commit(self, batch: Any, undo: Any) -> None:
+        live = sys.modules["registry"].HANDLERS
+        before = list(live)
+        live[:] = [batch.reconciler.remap(h) for h in self.recorded]
+        undo.on_rollback(lambda: live.__setitem__(slice(None), before))
+
+    def abandon(self, batch: Any) -> None:
+        self.recorded = []
+
+
+def test_stand_ins_keep_live_objects_untouched_while_staging(
+    project: tuple[Path, Reloader],
+) -> None:
+    root, reloader = project
+    write(root, "registry.py", "HANDLERS = []\n")
+    plugin = write(
+        root, "plugin.py",
+        """
+        from registry import HANDLERS
+
+        VALUE = 1
+
+
+        def handler():
+            return VALUE
+
+
+        HANDLERS.append(handler)
+        """,
+    )
+    registry = importlib.import_module("registry")
+    module = importlib.import_module("plugin")
+    adapter = _RegistryAdapter()
+    reloader.add_participant(adapter)
+    live = registry.HANDLERS
+    assert live == [module.handler]
+
+    plugin.write_text(plugin.read_text().replace("VALUE = 1", "VALUE = 2"), encoding="utf-8")
+    result = reloader.apply([plugin])
+    assert result.outcome is Outcome.APPLIED, result
+    assert adapter.seen_while_staging == [module.handler]  # nothing registered while staging
+    assert registry.HANDLERS is live
+    assert live == [module.handler]  # the recorded registration, mapped to the live function
+    assert module.HANDLERS is live  # the staged binding of the stand-in became the live list
+    assert live[0]() == 2
+
+    plugin.write_text(
+        plugin.read_text().replace("VALUE = 2", "VALUE = 3") + "\nraise RuntimeError('no')\n",
+        encoding="utf-8",
+    )
+    assert reloader.apply([plugin]).outcome is Outcome.FAILED
+    assert live == [module.handler]
+    assert live[0]() == 2

@@ -61,6 +61,7 @@ class Batch:
     claimed: dict[Path, str] = field(default_factory=dict)  # path -> participant name
     required: dict[str, str] = field(default_factory=dict)  # module -> why it re-executes
     closures: list[ClosureUpdate] = field(default_factory=list)
+    stand_ins: dict[str, dict[str, object]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     functions: int = 0
     _staging: bool = False
@@ -80,6 +81,20 @@ class Batch:
         if module in self.graph.records:
             self.required.setdefault(module, reason)
             self.plan.reexec.add(module)
+
+    def stand_in(self, module: str, **attrs: object) -> None:
+        """While staging, staged code importing ``module`` sees ``attrs`` instead.
+
+        For participants whose live objects must not be touched before the
+        commit: stand in for ``app`` with a recorder, replay what it recorded
+        onto the live app in ``commit``. Staged bindings of a stand-in become
+        the live object at commit. Call it from ``prepare``.
+        """
+        self.stand_ins.setdefault(module, {}).update(attrs)
+
+    def map_back(self, staged: object, live: object) -> None:
+        """Wherever staged code put ``staged``, the live program gets ``live`` at commit."""
+        self.reconciler.map_back(staged, live)
 
     def staged_module(self, name: str) -> types.ModuleType | None:
         """The staged (new) version of ``name`` in this batch, if it was re-executed."""
@@ -146,7 +161,9 @@ class Batch:
             return  # comments and blank lines only
         self._staging = True
         stager = Stager(self.graph, self.hot)
-        self.staged = stager.stage(self.plan, self.reconciler, accepted=self._accepted())
+        self.staged = stager.stage(
+            self.plan, self.reconciler, accepted=self._accepted(), stand_ins=self.stand_ins
+        )
         for delta in self.staged.deltas.values():
             self.notes.extend(delta.notes)
         for module, names in sorted(self.plan.unmatched.items()):

@@ -16,7 +16,7 @@ import functools
 import logging
 import operator
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +78,19 @@ class Reconciler:
     def _map(self, staged: object, live: object) -> None:
         self._keepalive.append(staged)
         self.idmap[id(staged)] = live
+
+    def stand_in(
+        self, view: types.ModuleType, live: types.ModuleType, attrs: Mapping[str, object]
+    ) -> None:
+        """Staged code saw ``view`` (with ``attrs``) for ``live``: both map back at commit."""
+        self._map(view, live)
+        for name, value in attrs.items():
+            if name in live.__dict__:
+                self._map(value, live.__dict__[name])
+
+    def map_back(self, staged: object, live: object) -> None:
+        """Wherever staged code put ``staged``, the live program gets ``live``."""
+        self._map(staged, live)
 
     # -- analysis ---------------------------------------------------------------------
     def analyze(self, staged: types.ModuleType, live: types.ModuleType) -> ModuleDelta:

@@ -18,7 +18,7 @@ import sys
 import threading
 import traceback
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ class Staged:
     deltas: dict[str, ModuleDelta] = field(default_factory=dict)
     removed: dict[str, types.ModuleType] = field(default_factory=dict)  # deleted files
     order: list[str] = field(default_factory=list)  # re-executed, in execution order
+    shadowed: dict[str, types.ModuleType] = field(default_factory=dict)  # stood in for
 
 
 class Stager:
@@ -51,14 +52,37 @@ class Stager:
         self.graph = graph
         self.hot = hot
 
-    def stage(self, plan: Plan, reconciler: Reconciler, *, accepted: set[str]) -> Staged:
+    def stage(
+        self,
+        plan: Plan,
+        reconciler: Reconciler,
+        *,
+        accepted: set[str],
+        stand_ins: Mapping[str, Mapping[str, object]] | None = None,
+    ) -> Staged:
         """Re-execute what the plan (and its consequences) needs.
+
+        ``stand_ins`` maps a live module's name to attributes the staged code
+        must see instead of the live ones (a participant's recording stand-in
+        for a live Flask app, say): staged code importing that module gets a
+        view of it with those attributes, so the live objects are not touched
+        while staging; at commit the stand-ins map back onto the live objects.
 
         Raises :class:`ReloadError` if any module fails (sys.modules is restored
         first) and :class:`RestartRequired` if the entry script would have to run
         again.
         """
         staged = Staged()
+        for name, attrs in (stand_ins or {}).items():
+            live = sys.modules.get(name)
+            if live is None or name in plan.reexec:
+                continue  # not imported, or running again anyway: nothing to stand in for
+            view = types.ModuleType(name)
+            view.__dict__.update(live.__dict__)
+            view.__dict__.update(attrs)
+            sys.modules[name] = view
+            staged.shadowed[name] = live
+            reconciler.stand_in(view, live, attrs)
         before = set(sys.modules)
         self.graph.staged_records = {}
         self.graph.staging_thread = threading.get_ident()
@@ -230,6 +254,7 @@ class Stager:
             live = sys.modules.pop(name, None)
             if live is None:
                 continue  # not imported any more: nothing to stage against
+            live = staged.shadowed.get(name, live)  # a stand-in view is not the live module
             staged.live[name] = live
         for name in ordered:
             if name not in staged.live or name in staged.modules:
@@ -261,6 +286,9 @@ class Stager:
         """Put the live modules back in ``sys.modules`` and on their parent packages."""
         for name, module in staged.removed.items():
             sys.modules[name] = module  # the commit drops it, undoably
+        for name, module in staged.shadowed.items():
+            if name not in staged.live:
+                sys.modules[name] = module
         for name, live in staged.live.items():
             sys.modules[name] = live
             parent_name, _, child = name.rpartition(".")
@@ -277,17 +305,24 @@ class _LiveView(dict[str, types.ModuleType]):
         self._staged = staged
 
     def __len__(self) -> int:
-        return len(self._staged.live) + len(self._staged.removed)
+        staged = self._staged
+        return len(staged.live) + len(staged.removed) + len(staged.shadowed)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._staged.live or name in self._staged.removed
+        staged = self._staged
+        return name in staged.live or name in staged.removed or name in staged.shadowed
 
     def __iter__(self) -> Iterator[str]:
         yield from list(self._staged.live)
         yield from list(self._staged.removed)
+        yield from list(self._staged.shadowed)
 
     def get(self, name: str, default: Any = None) -> Any:
-        return self._staged.live.get(name) or self._staged.removed.get(name, default)
+        staged = self._staged
+        return (
+            staged.live.get(name) or staged.removed.get(name)
+            or staged.shadowed.get(name, default)
+        )
 
 
 def _stage_error(exc: BaseException, module: str, graph: ModuleGraph) -> ReloadError:
