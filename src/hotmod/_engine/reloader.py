@@ -31,6 +31,8 @@ WATCHED_SUFFIXES = (".py", ".so", ".pyd")
 # Entries of a site-packages folder that appear or vanish when packages are
 # installed, upgraded or removed (the folder itself is watched, not its tree).
 PACKAGE_MARKERS = (".dist-info", ".egg-info", ".egg-link", ".pth")
+# Seconds after the watcher arms when what the program imported since is indexed.
+_SETTLE_S = 1.0
 # Installing takes seconds: a slow step keeps this watcher's cost near nothing.
 _PACKAGES_STEP_MS = 50
 
@@ -186,9 +188,14 @@ class Reloader:
             self._ready.set()
             if on_ready is not None:
                 on_ready()
-            self.graph.index()  # off the program's start-up path
-            self.graph.warm_large()
+            self._settle()
             importlib.import_module(".batch", __package__)  # the pipeline, before any edit
+            # The program is usually still importing when the watcher arms: index
+            # what it imports afterwards once start-up has settled, not at the
+            # first edit (which would pay for it).
+            settle = threading.Timer(_SETTLE_S, self._settle)
+            settle.daemon = True
+            settle.start()
             missed = self.graph.changed_on_disk()  # edited between import and arming
             batches = watcher.batches(self._stop)
             if missed:
@@ -203,6 +210,14 @@ class Reloader:
                     self.on_restart(result)
                 with self._lock:
                     self.graph.warm()  # after the report: the next edit finds its facts ready
+
+    def _settle(self) -> None:
+        """Index new records, read their sources and parse large modules (off the start-up path)."""
+        if self._stop.is_set():
+            return
+        with self._lock:
+            self.graph.index()
+            self.graph.warm_large()
 
     def _watch_packages(self) -> None:
         """Report a restart whenever installed packages change."""
