@@ -21,6 +21,7 @@ from types import TracebackType
 from .. import _hot
 from .._errors import ReloadError, UsageError
 from .._events import Outcome, ReloadResult, Reporter
+from .filedeps import FileDependencies
 from .graph import ModuleGraph, ModuleRecord
 from .participants import Participant, Participants
 from .policy import Policy
@@ -92,6 +93,9 @@ class Reloader:
             else [Path(p) for p in packages if Path(p).is_dir()]
         )
         self.graph = ModuleGraph(self.roots, exclude=self.exclude)
+        # Non-Python files read at import time re-execute their readers.
+        self.file_dependencies = FileDependencies(self.graph)
+        self.participants.add(self.file_dependencies)
         self.version = 0
         self._pending: set[Path] = set()
         self._lock = threading.RLock()
@@ -110,6 +114,7 @@ class Reloader:
             raise UsageError("another hotmod Reloader is already installed in this process")
         self._hot = _hot.activate()
         self.graph.install()
+        self.file_dependencies.install()
 
     def uninstall(self) -> None:
         """Remove the import hook; the ``hot`` API becomes inert again."""
@@ -117,6 +122,7 @@ class Reloader:
         if self._hot is None:
             return
         self.graph.uninstall()
+        self.file_dependencies.uninstall()
         _hot.deactivate()
         self._hot = None
 
@@ -177,6 +183,7 @@ class Reloader:
             watcher = Watcher(
                 self.roots, debounce_ms=self.debounce_ms, exclude=self.exclude,
                 suffixes=WATCHED_SUFFIXES, keep_deleted=self.graph.holds_modules,
+                interesting=self.file_dependencies.interesting,
             )
         except Exception:
             logger.exception("hotmod: cannot watch %s; reloading is off", self.roots)
@@ -277,7 +284,11 @@ class Reloader:
             if result.outcome is Outcome.FAILED and result.error is not None and (
                 result.error.phase != "internal"
             ):
-                self._pending = {p for p in changed if p.suffix == ".py" or p in batch.claimed}
+                self._pending = {
+                    p for p in changed if p.suffix == ".py" or p in batch.claimed
+                    # a dependency stays pending even if the plan failed before prepare
+                    or self.file_dependencies.interesting(str(p))
+                }
             else:
                 self._pending.clear()
         if self.reporter is not None:
