@@ -1,9 +1,10 @@
 """Non-Python files read at import time are dependencies (DESIGN §3, issue 5 §2).
 
-The engine in-process, driven through ``Reloader.apply`` (no threads, no
-sleeps), and the watcher. In-process, a dependency is edited by *another process*
-(:func:`edit_outside`): a file the program writes itself is its data, and
-stops being a dependency.
+Three layers: the engine in-process, driven through ``Reloader.apply`` (no
+threads, no sleeps), the watcher, and real programs under ``hotmod run``
+checked by the fresh-start oracle. In-process, a dependency is edited by
+*another process* (:func:`edit_outside`): a file the program writes itself is
+its data, and stops being a dependency.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +25,7 @@ from hotmod import Outcome, Reloader
 from hotmod._engine import filedeps
 from hotmod._watch.pathfilter import PathFilter
 from hotmod._watch.watcher import DEFAULT_IGNORED_DIRS, Watcher
+from oracle import HotProgramFactory, code
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -447,3 +450,124 @@ def _drain(watcher: Watcher, expect: set[Path]) -> set[Path]:
         elif expect <= seen:
             return seen
     pytest.fail(f"expected {sorted(map(str, expect))}, saw {sorted(map(str, seen))}")
+
+
+# --------------------------------------------------------------------------------------
+# end to end: hotmod run, real files, the fresh-start oracle
+
+APP_CONF = """
+    import json
+    from pathlib import Path
+
+    HERE = Path(__file__).parent
+    CONFIG = json.load(open(HERE / "config.json"))
+"""
+
+APP = """
+    from conf import CONFIG
+    from pathlib import Path
+
+    LIMIT = CONFIG["limit"] * 2
+    LOG = Path(__file__).parent / "app.log"
+
+
+    def greet():
+        return CONFIG["greeting"] + " world"
+
+
+    def probe():
+        with open(LOG, "a") as log:  # the program writes a log at run time
+            log.write("probed\\n")
+        notes = (Path(__file__).parent / "notes.txt").read_text()  # read at run time
+        return {"limit": LIMIT, "greet": greet(), "config": CONFIG, "notes": notes}
+"""
+
+CONFIG_JSON = '{"greeting": "hello", "limit": 1}\n'
+FILES = {"conf.py": APP_CONF, "app.py": APP, "config.json": CONFIG_JSON, "notes.txt": "a"}
+
+
+def _config(**values: Any) -> str:
+    return json.dumps(json.loads(CONFIG_JSON) | values) + "\n"
+
+
+@pytest.mark.smoke
+def test_e2e_config_edit_reexecutes_the_reader_and_its_importer(
+    hot_program: HotProgramFactory,
+) -> None:
+    prog = hot_program(FILES)
+    assert prog.probe()["limit"] == 2
+    prog.edit("config.json", _config(greeting="bonjour", limit=5))
+    event = prog.reload_and_expect("applied")
+    assert {"conf", "app"} <= set(event["reexecuted"]), event
+    hot = prog.assert_matches_fresh()
+    assert hot["greet"] == "bonjour world"
+    assert hot["limit"] == 10
+
+
+def test_e2e_python_and_config_saved_together_are_one_batch(
+    hot_program: HotProgramFactory,
+) -> None:
+    prog = hot_program(FILES, debounce_ms=200)
+    with prog.together():
+        prog.edit("config.json", _config(greeting="hej"))
+        prog.edit("app.py", code(APP).replace('" world"', '" verden"'))
+    event = prog.reload_and_expect("applied")
+    assert {Path(p).name for p in event["paths"]} == {"config.json", "app.py"}, event
+    hot = prog.assert_matches_fresh()
+    assert hot["greet"] == "hej verden"
+
+
+def test_e2e_a_syntax_error_holds_back_the_config_too(hot_program: HotProgramFactory) -> None:
+    prog = hot_program(FILES, debounce_ms=200)
+    before = prog.probe()
+    with prog.together():
+        prog.edit("config.json", _config(greeting="ciao", limit=7))
+        prog.edit("app.py", code(APP).replace("def greet():", "def greet(:"))
+    event = prog.reload_and_expect("failed")
+    assert {Path(p).name for p in event["paths"]} == {"config.json", "app.py"}, event
+    assert prog.probe() == before  # nothing applied, the config neither
+    prog.edit("app.py", code(APP).replace('" world"', '" mondo"'))
+    event = prog.reload_and_expect("applied")
+    assert {Path(p).name for p in event["paths"]} == {"config.json", "app.py"}, event
+    hot = prog.assert_matches_fresh()
+    assert hot["greet"] == "ciao mondo"
+    assert hot["limit"] == 14
+
+
+def test_e2e_a_log_the_program_writes_triggers_nothing(hot_program: HotProgramFactory) -> None:
+    prog = hot_program(FILES)
+    for _ in range(20):
+        prog.probe()  # each appends to app.log in the project folder
+    prog.edit("notes.txt", "b")  # read at run time only: not a dependency
+    # A save after those: its batch is the first one, and neither file is in any.
+    prog.edit("app.py", code(APP).replace('" world"', '" there"'))
+    event = prog.reload_and_expect("applied")
+    reloads = prog.reload_events()
+    assert len(reloads) == 1, reloads
+    assert [Path(p).name for p in event["paths"]] == ["app.py"], event
+    assert prog.assert_matches_fresh()["notes"] == "b"
+
+
+VIEWS = """
+    from pathlib import Path
+
+    PAGE = (Path(__file__).parent / "templates" / "page.html").read_text()
+
+
+    def render(name):
+        return PAGE.replace("{{name}}", name)
+"""
+
+
+def test_e2e_template_saved_by_rename_in_a_package(hot_program: HotProgramFactory) -> None:
+    prog = hot_program({
+        "site_pkg/__init__.py": "",
+        "site_pkg/views.py": VIEWS,
+        "site_pkg/templates/page.html": "<p>Hello {{name}}</p>\n",
+        "app.py": "from site_pkg import views\n\n\ndef probe():\n    return views.render('x')\n",
+    })
+    assert prog.probe() == "<p>Hello x</p>\n"
+    prog.save_by_rename("site_pkg/templates/page.html", "<h1>Hi {{name}}</h1>\n")
+    event = prog.reload_and_expect("applied")
+    assert event["reexecuted"] == ["site_pkg.views"], event
+    assert prog.assert_matches_fresh() == "<h1>Hi x</h1>\n"
