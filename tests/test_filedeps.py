@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import queue
 import subprocess
 import sys
 import textwrap
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from hotmod import Outcome, Reloader
+from hotmod import Outcome, Reloader, ReloadResult
 from hotmod._engine import filedeps
 from hotmod._watch.pathfilter import PathFilter
 from hotmod._watch.watcher import DEFAULT_IGNORED_DIRS, Watcher
@@ -375,6 +376,39 @@ def test_a_deleted_reader_drops_its_dependencies(project: tuple[Path, Reloader])
     assert reloader.apply([path]).outcome is Outcome.APPLIED
     assert reloader.file_dependencies.readers(config) == set()
     assert reloader.file_dependencies.watched() == frozenset()
+
+
+class _Collect:
+    """A reporter that queues every result."""
+
+    def __init__(self) -> None:
+        self.results: queue.Queue[ReloadResult] = queue.Queue()
+
+    def started(self, event: object) -> None:
+        pass
+
+    def reloaded(self, result: ReloadResult) -> None:
+        self.results.put(result)
+
+
+def test_an_edit_before_the_watcher_is_armed_is_applied(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    config = write(root, "config.json", '{"greeting": "hello"}')
+    write(root, "fd_early.py", CONF)
+    sys.path.insert(0, str(root))
+    collect = _Collect()
+    reloader = Reloader([root], packages=(), reporter=collect)
+    reloader.install()
+    try:
+        module = importlib.import_module("fd_early")
+        edit_outside(config, '{"greeting": "early"}')  # saved while the program starts
+        reloader.start()
+        result = collect.results.get(timeout=DEADLINE_S)
+        assert result.outcome is Outcome.APPLIED, result
+        assert result.paths == (config,)
+        assert module.CONFIG == {"greeting": "early"}
+    finally:
+        reloader.uninstall()
 
 
 def test_tracking_stops_with_uninstall(tmp_path: Path) -> None:

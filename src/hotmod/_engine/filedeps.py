@@ -110,6 +110,7 @@ class FileDependencies(BaseParticipant):
         #: The dict's own ``__contains__``: no Python frame per change.
         self.interesting: Callable[[str], bool] = self._names.__contains__
         self._staging: dict[str, Reads] | None = None  # reads of the batch being staged
+        self._mtimes: dict[Path, int] = {}  # when first read (0: missing), see changed_on_disk
         self._error: BaseException | None = None  # first failure inside the hook
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -131,6 +132,15 @@ class FileDependencies(BaseParticipant):
     def watched(self) -> frozenset[str]:
         """Every path string that names a dependency (for the watcher's filter)."""
         return frozenset(self._names)
+
+    def changed_on_disk(self) -> set[Path]:
+        """Dependencies modified since first read: edits made before the watcher was armed.
+
+        Asked once, when the watcher starts (later edits are its business).
+        """
+        with self._lock:
+            known = {p: m for p, m in self._mtimes.items() if p in self._readers}
+        return {p for p, mtime in known.items() if _mtime_ns(str(p)) != mtime}
 
     def readers(self, path: str | os.PathLike[str]) -> set[str]:
         """The modules that read ``path`` at import time."""
@@ -175,6 +185,7 @@ class FileDependencies(BaseParticipant):
             real = os.path.realpath(text)  # the watcher reports resolved paths
             canonical = Path(real)
             spellings = {text, real}
+            self._mtimes.setdefault(canonical, _mtime_ns(real))
         else:
             return
         with self._lock:
@@ -291,6 +302,13 @@ class FileDependencies(BaseParticipant):
         with self._lock:
             for module, reads in before.items():
                 self._replace(module, reads)
+
+
+def _mtime_ns(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0  # missing: creating it is a change
 
 
 def _path_text(path: object) -> str | None:

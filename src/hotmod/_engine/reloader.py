@@ -197,6 +197,7 @@ class Reloader:
             self.graph.warm_large()
             importlib.import_module(".batch", __package__)  # the pipeline, before any edit
             missed = self.graph.changed_on_disk()  # edited between import and arming
+            missed |= self.file_dependencies.changed_on_disk()
             batches = watcher.batches(self._stop)
             if missed:
                 batches = itertools.chain([missed], batches)
