@@ -528,7 +528,7 @@ def _config(**values: Any) -> str:
 def test_e2e_config_edit_reexecutes_the_reader_and_its_importer(
     hot_program: HotProgramFactory,
 ) -> None:
-    prog = hot_program(FILES)
+    prog = hot_program(FILES, debounce_ms=50)  # a save in two writes is one batch
     assert prog.probe()["limit"] == 2
     prog.edit("config.json", _config(greeting="bonjour", limit=5))
     event = prog.reload_and_expect("applied")
@@ -569,16 +569,16 @@ def test_e2e_a_syntax_error_holds_back_the_config_too(hot_program: HotProgramFac
 
 
 def test_e2e_a_log_the_program_writes_triggers_nothing(hot_program: HotProgramFactory) -> None:
-    prog = hot_program(FILES)
+    prog = hot_program(FILES, debounce_ms=50)
     for _ in range(20):
         prog.probe()  # each appends to app.log in the project folder
     prog.edit("notes.txt", "b")  # read at run time only: not a dependency
-    # A save after those: its batch is the first one, and neither file is in any.
+    # A save after those, as a sentinel: once it is applied, the others were seen.
     prog.edit("app.py", code(APP).replace('" world"', '" there"'))
     event = prog.reload_and_expect("applied")
-    reloads = prog.reload_events()
-    assert len(reloads) == 1, reloads
-    assert [Path(p).name for p in event["paths"]] == ["app.py"], event
+    assert "app.py" in {Path(p).name for p in event["paths"]}, event
+    seen = {Path(p).name for e in prog.reload_events() for p in e["paths"]}
+    assert seen == {"app.py"}, prog.reload_events()
     assert prog.assert_matches_fresh()["notes"] == "b"
 
 
