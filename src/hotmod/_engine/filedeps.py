@@ -210,8 +210,12 @@ class FileDependencies(BaseParticipant):
         text = _path_text(path)
         if text is None:
             return
-        if not os.path.isabs(text):
-            text = os.path.abspath(text)
+        names = self._names
+        if text not in names:
+            if not os.path.isabs(text):
+                text = os.path.abspath(text)
+            if text not in names and not self._staging:
+                return  # not a dependency: the common case, no lock taken
         with self._lock:
             modules: set[str] = set()
             canonical = self._names.get(text)
