@@ -104,6 +104,7 @@ class Reloader:
         self._packages_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
+        self._packages_ready = threading.Event()
 
     # -- lifecycle ----------------------------------------------------------------------
     def install(self) -> None:
@@ -133,7 +134,7 @@ class Reloader:
 
         The thread arms the watcher, then calls ``on_ready()`` and applies any
         edit made to an imported module before watching began. With
-        ``wait=True`` (the default) this returns once the watcher is armed;
+        ``wait=True`` (the default) this returns once the watchers are armed;
         ``hotmod run`` passes ``wait=False`` so that the program starts at once
         and arming overlaps with its own start-up.
         """
@@ -142,6 +143,7 @@ class Reloader:
             return
         self._stop.clear()
         self._ready.clear()
+        self._packages_ready.clear()
         self._thread = threading.Thread(
             target=self._watch, args=(on_ready,), name="hotmod-watch", daemon=True
         )
@@ -153,6 +155,8 @@ class Reloader:
             self._packages_thread.start()
         if wait:
             self._ready.wait(timeout=30)
+            if self._packages_thread is not None:  # a change after start() is never missed
+                self._packages_ready.wait(timeout=30)
 
     def stop(self) -> None:
         """Stop watching (the import hook stays until :meth:`uninstall`)."""
@@ -223,8 +227,10 @@ class Reloader:
             )
         except Exception:
             logger.exception("hotmod: cannot watch installed packages in %s", self.packages)
+            self._packages_ready.set()
             return
         with watcher:
+            self._packages_ready.set()
             for batch in watcher.batches(self._stop):
                 names = ", ".join(sorted(p.name for p in batch))
                 result = ReloadResult(
