@@ -408,6 +408,16 @@ class ModuleGraph:
             stack = self._local.stack = []
         return stack
 
+    def executing_module(self) -> str | None:
+        """The innermost project module running its top level in this thread, if any.
+
+        Allocates nothing: the file-dependency hook asks it on every ``open``
+        (through ``__dict__``: a ``getattr`` default would raise and catch an
+        AttributeError in each thread that never imported, ten times the cost).
+        """
+        stack: list[str] | None = self._local.__dict__.get("stack")
+        return stack[-1] if stack else None
+
     # -- called by the loader -----------------------------------------------------------
     def _loaded(self, record: ModuleRecord) -> None:
         if self._executing:

@@ -21,6 +21,7 @@ from types import TracebackType
 from .. import _hot
 from .._errors import ReloadError, UsageError
 from .._events import Outcome, ReloadResult, Reporter
+from .filedeps import FileDependencies
 from .graph import ModuleGraph, ModuleRecord
 from .participants import Participant, Participants
 from .policy import Policy
@@ -94,6 +95,9 @@ class Reloader:
             else [Path(p) for p in packages if Path(p).is_dir()]
         )
         self.graph = ModuleGraph(self.roots, exclude=self.exclude)
+        # Non-Python files read at import time re-execute their readers.
+        self.file_dependencies = FileDependencies(self.graph)
+        self.participants.add(self.file_dependencies)
         self.version = 0
         self._pending: set[Path] = set()
         self._lock = threading.RLock()
@@ -102,6 +106,7 @@ class Reloader:
         self._packages_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
+        self._packages_ready = threading.Event()
 
     # -- lifecycle ----------------------------------------------------------------------
     def install(self) -> None:
@@ -112,6 +117,7 @@ class Reloader:
             raise UsageError("another hotmod Reloader is already installed in this process")
         self._hot = _hot.activate()
         self.graph.install()
+        self.file_dependencies.install()
 
     def uninstall(self) -> None:
         """Remove the import hook; the ``hot`` API becomes inert again."""
@@ -119,6 +125,7 @@ class Reloader:
         if self._hot is None:
             return
         self.graph.uninstall()
+        self.file_dependencies.uninstall()
         _hot.deactivate()
         self._hot = None
 
@@ -129,7 +136,7 @@ class Reloader:
 
         The thread arms the watcher, then calls ``on_ready()`` and applies any
         edit made to an imported module before watching began. With
-        ``wait=True`` (the default) this returns once the watcher is armed;
+        ``wait=True`` (the default) this returns once the watchers are armed;
         ``hotmod run`` passes ``wait=False`` so that the program starts at once
         and arming overlaps with its own start-up.
         """
@@ -138,6 +145,7 @@ class Reloader:
             return
         self._stop.clear()
         self._ready.clear()
+        self._packages_ready.clear()
         self._thread = threading.Thread(
             target=self._watch, args=(on_ready,), name="hotmod-watch", daemon=True
         )
@@ -149,6 +157,8 @@ class Reloader:
             self._packages_thread.start()
         if wait:
             self._ready.wait(timeout=30)
+            if self._packages_thread is not None:  # a change after start() is never missed
+                self._packages_ready.wait(timeout=30)
 
     def stop(self) -> None:
         """Stop watching (the import hook stays until :meth:`uninstall`)."""
@@ -179,6 +189,7 @@ class Reloader:
             watcher = Watcher(
                 self.roots, debounce_ms=self.debounce_ms, exclude=self.exclude,
                 suffixes=WATCHED_SUFFIXES, keep_deleted=self.graph.holds_modules,
+                interesting=self.file_dependencies.interesting,
             )
         except Exception:
             logger.exception("hotmod: cannot watch %s; reloading is off", self.roots)
@@ -197,6 +208,7 @@ class Reloader:
             settle.daemon = True
             settle.start()
             missed = self.graph.changed_on_disk()  # edited between import and arming
+            missed |= self.file_dependencies.changed_on_disk()
             batches = watcher.batches(self._stop)
             if missed:
                 batches = itertools.chain([missed], batches)
@@ -230,8 +242,10 @@ class Reloader:
             )
         except Exception:
             logger.exception("hotmod: cannot watch installed packages in %s", self.packages)
+            self._packages_ready.set()
             return
         with watcher:
+            self._packages_ready.set()
             for batch in watcher.batches(self._stop):
                 names = ", ".join(sorted(p.name for p in batch))
                 result = ReloadResult(
@@ -292,7 +306,11 @@ class Reloader:
             if result.outcome is Outcome.FAILED and result.error is not None and (
                 result.error.phase != "internal"
             ):
-                self._pending = {p for p in changed if p.suffix == ".py" or p in batch.claimed}
+                self._pending = {
+                    p for p in changed if p.suffix == ".py" or p in batch.claimed
+                    # a dependency stays pending even if the plan failed before prepare
+                    or self.file_dependencies.interesting(str(p))
+                }
             else:
                 self._pending.clear()
         if self.reporter is not None:

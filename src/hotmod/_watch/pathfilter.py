@@ -40,8 +40,10 @@ class PathFilter:
         exclude: Sequence[str],
         keep_deleted: Callable[[str], bool] | None = None,
         recursive: bool = True,
+        interesting: Callable[[str], bool] | None = None,
     ) -> None:
         self.keep_deleted = keep_deleted
+        self.interesting = interesting
         self.recursive = recursive
         self.suffixes = suffixes
         self.rule = ProjectFiles(
@@ -53,6 +55,11 @@ class PathFilter:
         accepted: set[str] = set()
         for change, path in raw:
             if path.endswith(self.suffixes):
+                if self.accepts(path):
+                    accepted.add(path)
+            elif self.interesting is not None and self.interesting(path):
+                # A file of another kind the consumer tracks (hotmod: one a
+                # module read at import time); anything else costs this lookup.
                 if self.accepts(path):
                     accepted.add(path)
             elif path.endswith(_ENV_MARKERS):
@@ -85,10 +92,12 @@ class PathFilter:
         for dirpath, dirnames, filenames in os.walk(directory):
             dirnames[:] = [d for d in dirnames if self._dir_accepted(os.path.join(dirpath, d))]
             for name in filenames:
-                if name.endswith(self.suffixes):
-                    path = os.path.join(dirpath, name)
-                    if self.accepts(path):
-                        found.add(path)
+                path = os.path.join(dirpath, name)
+                wanted = name.endswith(self.suffixes) or (
+                    self.interesting is not None and self.interesting(path)
+                )
+                if wanted and self.accepts(path):
+                    found.add(path)
         return found
 
     def _dir_accepted(self, path: str) -> bool:

@@ -198,7 +198,9 @@ class Watcher:
     (``.#*``, ``flycheck_*``) are always excluded. A deleted path of any other
     kind is reported when ``keep_deleted(path)`` says so: a folder that was
     moved or removed cannot be listed any more, and only the consumer knows
-    what it held. ``recursive=False`` watches only the roots' own entries;
+    what it held. A file of any other suffix is reported when
+    ``interesting(path)`` says so (asked for every such change: make it a set
+    lookup). ``recursive=False`` watches only the roots' own entries;
     ``step_ms`` (default 1) is how often the native watcher hands changes over,
     taking the interpreter lock each time: raise it where latency matters less.
 
@@ -227,6 +229,7 @@ class Watcher:
         keep_deleted: Callable[[str], bool] | None = None,
         recursive: bool = True,
         step_ms: int = _STEP_MS,
+        interesting: Callable[[str], bool] | None = None,
     ) -> None:
         if isinstance(roots, str | os.PathLike):
             raise UsageError(f"roots must be a sequence of paths, not the single path {roots!r}")
@@ -255,6 +258,7 @@ class Watcher:
             exclude=tuple(exclude),
             keep_deleted=keep_deleted,
             recursive=recursive,
+            interesting=interesting,
         )
         self._shared = _Shared()
         self._closed = False
