@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from hotmod import Reloader
 from oracle import DEFAULT_MAIN, HotProgram, HotProgramFactory, write_files
 
 _PROGRAMS = pytest.StashKey[list[HotProgram]]()
@@ -115,3 +116,17 @@ def hot_program(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HotP
                 errors.append(exc)
         if errors:
             raise errors[0]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[tuple[Path, Reloader]]:
+    """A project folder on ``sys.path`` with a reloader installed over it (in-process)."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    sys.path.insert(0, str(root))
+    reloader = Reloader([root], packages=())
+    reloader.install()
+    try:
+        yield root, reloader
+    finally:
+        reloader.uninstall()

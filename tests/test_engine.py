@@ -19,7 +19,6 @@ import textwrap
 import threading
 import time
 import types
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,27 +27,7 @@ import pytest
 import hotmod
 from hotmod import Outcome, Reloader, ReloadResult, TerminalReporter, UsageError, _compat
 from hotmod._hot import current
-
-
-def write(root: Path, name: str, text: str) -> Path:
-    path = root / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
-    return path
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[tuple[Path, Reloader]]:
-    """A project folder on ``sys.path`` with a reloader installed over it."""
-    root = tmp_path / "proj"
-    root.mkdir()
-    sys.path.insert(0, str(root))
-    reloader = Reloader([root])
-    reloader.install()
-    try:
-        yield root, reloader
-    finally:
-        reloader.uninstall()
+from inprocess import Collect, write
 
 
 def test_public_surface_is_complete() -> None:
@@ -278,24 +257,13 @@ def test_module_types_are_untouched_by_reconcile(project: tuple[Path, Reloader])
     assert m5.N == 2
 
 
-class _Collect:
-    """A reporter that hands results to the test through a queue."""
-
-    def __init__(self) -> None:
-        self.results: queue.Queue[ReloadResult] = queue.Queue()
-
-    def started(self, event: object) -> None:
-        pass
-
-    def reloaded(self, result: ReloadResult) -> None:
-        self.results.put(result)
 
 
 def test_edit_before_watching_begins_is_applied(tmp_path: Path) -> None:
     root = tmp_path / "early"
     path = write(root, "early_mod.py", "def f():\n    return 1\n")
     sys.path.insert(0, str(root))
-    collect = _Collect()
+    collect = Collect()
     reloader = Reloader([root], reporter=collect)
     reloader.install()
     try:
@@ -394,7 +362,7 @@ def test_folder_moved_away_drops_its_modules(tmp_path: Path) -> None:
     write(root, "pkgmv/__init__.py", "")
     write(root, "pkgmv/leafmv.py", "X = 1\n")
     sys.path.insert(0, str(root))
-    collect = _Collect()
+    collect = Collect()
     reloader = Reloader([root], reporter=collect)
     reloader.install()
     try:
@@ -542,7 +510,7 @@ def test_installed_packages_changing_needs_a_restart(tmp_path: Path) -> None:
     root, site_dir = tmp_path / "proj_pkgs", tmp_path / "site-packages"
     root.mkdir()
     site_dir.mkdir()
-    collect = _Collect()
+    collect = Collect()
     restarts: list[ReloadResult] = []
     reloader = Reloader(
         [root], packages=[site_dir], reporter=collect, on_restart=restarts.append

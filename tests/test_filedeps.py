@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import importlib
 import json
-import queue
 import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hotmod import Outcome, Reloader, ReloadResult
+from hotmod import Outcome, Reloader
 from hotmod._engine import filedeps
 from hotmod._watch.pathfilter import PathFilter
 from hotmod._watch.watcher import DEFAULT_IGNORED_DIRS, Watcher
+from inprocess import Collect, write
 from oracle import HotProgramFactory, code
 
 pytestmark = pytest.mark.timeout(120)
@@ -33,11 +32,6 @@ pytestmark = pytest.mark.timeout(120)
 DEADLINE_S = 10.0
 
 
-def write(root: Path, name: str, text: str) -> Path:
-    path = root / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
-    return path
 
 
 def edit_outside(path: Path, text: str) -> None:
@@ -49,18 +43,6 @@ def edit_outside(path: Path, text: str) -> None:
     )
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[tuple[Path, Reloader]]:
-    """A project folder on ``sys.path`` with a reloader installed over it."""
-    root = tmp_path / "proj"
-    root.mkdir()
-    sys.path.insert(0, str(root))
-    reloader = Reloader([root], packages=())
-    reloader.install()
-    try:
-        yield root, reloader
-    finally:
-        reloader.uninstall()
 
 
 CONF = """
@@ -378,17 +360,6 @@ def test_a_deleted_reader_drops_its_dependencies(project: tuple[Path, Reloader])
     assert reloader.file_dependencies.watched() == frozenset()
 
 
-class _Collect:
-    """A reporter that queues every result."""
-
-    def __init__(self) -> None:
-        self.results: queue.Queue[ReloadResult] = queue.Queue()
-
-    def started(self, event: object) -> None:
-        pass
-
-    def reloaded(self, result: ReloadResult) -> None:
-        self.results.put(result)
 
 
 def test_an_edit_before_the_watcher_is_armed_is_applied(tmp_path: Path) -> None:
@@ -396,7 +367,7 @@ def test_an_edit_before_the_watcher_is_armed_is_applied(tmp_path: Path) -> None:
     config = write(root, "config.json", '{"greeting": "hello"}')
     write(root, "fd_early.py", CONF)
     sys.path.insert(0, str(root))
-    collect = _Collect()
+    collect = Collect()
     reloader = Reloader([root], packages=(), reporter=collect)
     reloader.install()
     try:

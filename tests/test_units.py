@@ -13,7 +13,7 @@ import functools
 import importlib
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -25,30 +25,14 @@ from hotmod._engine.graph import ModuleGraph, ModuleRecord
 from hotmod._engine.participants import BaseParticipant, Participant, Participants
 from hotmod._engine.scan import ModuleInfo, init_attributes, scan, top_level_use
 from hotmod._engine.undo import UndoLog
+from inprocess import write
 
 if TYPE_CHECKING:
     from hotmod._engine.batch import Batch
 
 
-def write(root: Path, name: str, text: str) -> Path:
-    path = root / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
-    return path
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[tuple[Path, Reloader]]:
-    """A project folder on ``sys.path`` with a reloader installed over it."""
-    root = tmp_path / "proj"
-    root.mkdir()
-    sys.path.insert(0, str(root))
-    reloader = Reloader([root])
-    reloader.install()
-    try:
-        yield root, reloader
-    finally:
-        reloader.uninstall()
 
 
 # -- 1. the undo log ------------------------------------------------------------------------

@@ -138,9 +138,12 @@ class Stager:
                     queued.add(name)
                     heapq.heappush(heap, (graph.records[name].rank, name))
 
+        # Importers of patched modules were all examined by _promote: those that
+        # call a changed function at import time made it re-execute (its own
+        # importers follow from its delta); the others need not run again.
         to_run |= self._promote(plan, accepted)
         enqueue(to_run)
-        for module in set(plan.patches) | plan.removed:
+        for module in plan.removed:
             enqueue(graph.importers(module))
         while heap:
             _, name = heapq.heappop(heap)
