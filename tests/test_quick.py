@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,18 @@ def test_large_module_body_edits_go_live_through_the_quick_path(tmp_path: Path) 
         result = reloader.apply([path])
         assert result.outcome is Outcome.APPLIED, result
         assert bigmod.f0(1) == 1
+
+
+def test_derived_code_index_equals_a_fresh_one() -> None:
+    from hotmod._engine import patch
+
+    edited = BASE.replace("return 0.0", "return 1.5").replace('return "h1"', 'return "h2"')
+    tree, old = _full(BASE)
+    assert isinstance(old, types.CodeType)
+    found = quick_change(BASE, tree, old, edited, Path("m.py"))
+    assert found is not None
+    code = found.code
+    patch.derive_code_index(code, old, found.statements)
+    derived = patch.code_index(code)
+    patch._INDEX_CACHE.clear()
+    assert derived == patch.code_index(code)

@@ -14,7 +14,7 @@ import ast
 import functools
 import logging
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,32 @@ def code_index(code: types.CodeType) -> tuple[dict[CodeKey, types.CodeType], dic
     while len(_INDEX_CACHE) > _INDEX_CACHE_SIZE:
         del _INDEX_CACHE[next(iter(_INDEX_CACHE))]
     return by_key, by_id
+
+
+def derive_code_index(
+    new: types.CodeType, old: types.CodeType, statements: Iterable[str]
+) -> None:
+    """Index ``new`` from ``old``'s index: only the top-level ``statements`` differ.
+
+    For the quick path (see quick.py): the other code objects are shared, so
+    only the swapped statements' code trees are walked.
+    """
+    old_by_key, _ = code_index(old)
+    names = set(statements)
+    by_key = {
+        k: c for k, c in old_by_key.items() if k[0].split(".", 1)[0] not in names
+    }
+    seen: dict[str, int] = {}
+    for const in new.co_consts:
+        if isinstance(const, types.CodeType) and const.co_name in names:
+            for nested in _compat.iter_code_tree(const):
+                occurrence = seen.get(nested.co_qualname, 0)
+                seen[nested.co_qualname] = occurrence + 1
+                by_key[(nested.co_qualname, occurrence)] = nested
+    by_id = {id(c): k for k, c in by_key.items()}
+    _INDEX_CACHE[id(new)] = (new, by_key, by_id)
+    while len(_INDEX_CACHE) > _INDEX_CACHE_SIZE:
+        del _INDEX_CACHE[next(iter(_INDEX_CACHE))]
 
 
 _INDEX_CACHE_SIZE = 8
@@ -169,7 +195,11 @@ _WIDE = 1_000  # a container or instance wider than this holds data, not functio
 
 
 def own_functions(
-    namespace: dict[str, Any], module: str, *, broad: bool = False
+    namespace: dict[str, Any],
+    module: str,
+    *,
+    broad: bool = False,
+    globals_: dict[str, Any] | None = None,
 ) -> Iterator[tuple[str, types.FunctionType, object | None]]:
     """Every function of this module reachable from its namespace.
 
@@ -179,6 +209,7 @@ def own_functions(
     belongs to its own module. Objects that hold functions (wrappers,
     registries, callable objects, containers) are walked, within a budget.
     """
+    module_globals = namespace if globals_ is None else globals_
     seen: set[int] = set()
     budget = _WALK_BUDGET
     for top, value in list(namespace.items()):
@@ -194,7 +225,7 @@ def own_functions(
                 continue
             seen.add(id(obj))
             budget -= 1
-            if type(obj) is types.FunctionType and obj.__globals__ is namespace:
+            if type(obj) is types.FunctionType and obj.__globals__ is module_globals:
                 yield top, obj, cache
             next_cache = obj if is_cache(obj) else cache
             stack.extend((child, next_cache, depth + 1) for child in _children(obj))
@@ -231,6 +262,7 @@ def body_patches(
     *,
     signatures: SignatureProbe | None = None,
     reshaped: frozenset[str] = frozenset(),
+    only: frozenset[str] | None = None,
 ) -> tuple[list[BodyPatch], str | None, list[str]]:
     """The code swaps that turn the live module's functions into ``new``'s.
 
@@ -246,7 +278,7 @@ def body_patches(
     patches: list[BodyPatch] = []
     found: set[CodeKey] = set()
     patched: set[int] = set()
-    for top, func, cache in _two_passes(namespace, module, old_by_key, new_by_key):
+    for top, func, cache in _passes(namespace, module, old_by_key, new_by_key, only):
         if id(func) in patched:
             continue
         code = func.__code__
@@ -279,27 +311,36 @@ def body_patches(
     return patches, None, unmatched
 
 
-def _two_passes(
+def _passes(
     namespace: dict[str, Any],
     module: str,
     old_by_key: dict[CodeKey, types.CodeType],
     new_by_key: dict[CodeKey, types.CodeType],
+    only: frozenset[str] | None,
 ) -> Iterator[tuple[str, types.FunctionType, object | None]]:
-    """The module's functions; a broader second walk only if a changed one is missing.
+    """The module's functions, in widening walks, each only if a changed one is missing.
 
-    Registries and command objects defined elsewhere hold functions in plain
-    attributes; looking into every instance is paid only when needed.
+    First the names of the statements that changed (``only``, when the quick
+    path knows them), then the whole namespace, then a broad walk into every
+    instance (registries and command objects defined elsewhere hold
+    functions in plain attributes).
     """
     missing = {
         id(code) for key, code in old_by_key.items()
         if _is_named_function(code) and "<locals>" not in key[0]
-        and key in new_by_key and not _compat.code_equal(code, new_by_key[key])
+        and key in new_by_key and code is not new_by_key[key]
+        and not _compat.code_equal(code, new_by_key[key])
     }
-    for item in own_functions(namespace, module):
-        missing.discard(id(item[1].__code__))
-        yield item
-    if missing:
-        yield from own_functions(namespace, module, broad=True)
+    walks: list[tuple[dict[str, Any], bool]] = []
+    if only is not None:
+        walks.append(({n: namespace[n] for n in only if n in namespace}, False))
+    walks += [(namespace, False), (namespace, True)]
+    for first, (scope, broad) in enumerate(walks):
+        if first and not missing:
+            return
+        for item in own_functions(scope, module, broad=broad, globals_=namespace):
+            missing.discard(id(item[1].__code__))
+            yield item
 
 
 _CO_OPTIMIZED = 0x0001  # functions (not module or class bodies)

@@ -20,7 +20,14 @@ from pathlib import Path
 
 from .._errors import ReloadError
 from .graph import MAIN, ModuleGraph
-from .patch import BodyPatch, ClassPatch, SignatureValues, body_patches, run_class_body
+from .patch import (
+    BodyPatch,
+    ClassPatch,
+    SignatureValues,
+    body_patches,
+    derive_code_index,
+    run_class_body,
+)
 from .quick import quick_change
 from .scan import ModuleInfo, scan
 
@@ -41,13 +48,17 @@ class SourceChange:
     is_package: bool = False
     _info: ModuleInfo | None = None
     quick: bool = False  # built from the changed statements alone (see quick.py)
+    base_info: ModuleInfo | None = None  # the live version's facts, reused where shared
+    statements: frozenset[str] | None = None  # quick path: the top-level names re-parsed
 
     @property
     def info(self) -> ModuleInfo:
         """What the new source imports and uses at import time (scanned once)."""
         if self._info is None:
             assert self.tree is not None, "a deleted module has no source to scan"
-            self._info = scan(self.tree, self.module, is_package=self.is_package)
+            self._info = scan(
+                self.tree, self.module, is_package=self.is_package, previous=self.base_info
+            )
         return self._info
 
 
@@ -176,9 +187,10 @@ def make_plan(
         if record._tree is not None:  # the old tree is at hand: try the changed lines alone
             fast = quick_change(record.source, record._tree, record.code, source, path)
         if fast is not None:
+            derive_code_index(fast.code, record.code, fast.statements)
             plan.changes[module] = SourceChange(
                 module, path, source, fast.tree, fast.code, is_package=record.is_package,
-                quick=True,
+                quick=True, base_info=record._info, statements=frozenset(fast.statements),
             )
             continue
         tree, code = compile_source(source, path, module)
@@ -232,7 +244,7 @@ def resolve_patches(plan: Plan, graph: ModuleGraph) -> None:
             )
             patches, reason, unmatched = body_patches(
                 namespace, module, record.code, change.code, signatures=signatures.changed,
-                reshaped=frozenset(reshaped),
+                reshaped=frozenset(reshaped), only=change.statements,
             )
         except ReloadError:
             raise
@@ -255,11 +267,7 @@ def resolve_patches(plan: Plan, graph: ModuleGraph) -> None:
             scopes |= patch.all_changed()
             if patch.values_changed():
                 scopes.add(patch.cls.__name__)  # a class-level value: whoever builds it sees it
-        # Only bodies changed on the quick path: the old version's reachability
-        # finds every patched function import-time code can reach (the first
-        # changed function on any call path from the top level was reached before).
-        info = record.info if change.quick and not reshaped else change.info
-        if module != MAIN and scopes & info.reached_scopes:
+        if module != MAIN and scopes & change.info.reached_scopes:
             plan.reexec.add(module)  # import-time code runs a changed function: run it again
             continue
         plan.unmatched[module] = unmatched

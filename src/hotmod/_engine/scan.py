@@ -59,6 +59,7 @@ class ModuleInfo:
     reached: Refs  # loads by import-time code, closed over reachable local functions
     reached_scopes: frozenset[str]  # functions and methods ("f", "C.m") import-time code runs
     toplevel: Refs = field(default_factory=Refs)  # loads by the top level itself only
+    parts: dict[int, _Part] = field(default_factory=dict, repr=False)  # per statement
 
     def uses(
         self, module: str, rebound: set[str], mutated: set[str], *, toplevel_only: bool = False
@@ -292,37 +293,49 @@ def _loads(nodes: list[ast.stmt] | list[ast.expr], *, skip_bodies: bool) -> Refs
     return visitor.refs
 
 
-def scan(tree: ast.Module, name: str, *, is_package: bool) -> ModuleInfo:
-    """Read imports, bindings and import-time loads of module ``name`` from ``tree``."""
-    package = package_of(name, is_package=is_package)
-    bindings: dict[str, Binding] = {}
-    star: list[str] = []
-    imports: set[str] = set()
-    lazy: set[str] = set()
-    scopes: dict[str, Refs] = {}
+@dataclass
+class _Part:
+    """What one top-level statement contributes to its module's :class:`ModuleInfo`.
+
+    Kept per statement so that a quick reload (which swaps a few statements
+    and shares the others) rescans only the statements it swapped.
+    """
+
+    stmt: ast.stmt  # kept alive: parts are looked up by the statement's id
+    bindings: list[tuple[str, Binding]]
+    star: list[str]
+    imports: set[str]
+    lazy: set[str]
+    toplevel: Refs
+    scopes: dict[str, Refs]
+    classes: dict[str, str]
+
+
+def _scan_part(stmt: ast.stmt, package: str) -> _Part:
+    part = _Part(stmt, [], [], set(), set(), _loads([stmt], skip_bodies=True), {}, {})
 
     def record_import(node: ast.Import | ast.ImportFrom, *, at_import_time: bool) -> None:
-        target = imports if at_import_time else lazy
+        target = part.imports if at_import_time else part.lazy
         if isinstance(node, ast.Import):
             for alias in node.names:
                 target.add(alias.name)
                 if at_import_time:
                     if alias.asname:
-                        bindings[alias.asname] = Binding(alias.name, None)
+                        part.bindings.append((alias.asname, Binding(alias.name, None)))
                     else:  # ``import pkg.sub`` binds ``pkg``
                         top = alias.name.split(".")[0]
-                        bindings[top] = Binding(top, None)
+                        part.bindings.append((top, Binding(top, None)))
             return
         base = resolve(package, node.module, node.level)
         target.add(base)
         for alias in node.names:
             if alias.name == "*":
                 if at_import_time:
-                    star.append(base)
+                    part.star.append(base)
                 continue
             target.add(f"{base}.{alias.name}")  # may be a submodule; the graph checks
             if at_import_time:
-                bindings[alias.asname or alias.name] = Binding(base, alias.name)
+                part.bindings.append((alias.asname or alias.name, Binding(base, alias.name)))
 
     def walk_import_time(body: list[ast.stmt]) -> None:
         for stmt in body:
@@ -348,24 +361,64 @@ def scan(tree: ast.Module, name: str, *, is_package: bool) -> ModuleInfo:
                             if not isinstance(handler, ast.stmt) and isinstance(inner, list):
                                 walk_import_time(inner)
 
-    walk_import_time(tree.body)
-    toplevel = _loads(tree.body, skip_bodies=True)
-    classes: dict[str, str] = {}  # method scope -> its class
-    for stmt in _top_level_statements(tree.body):
-        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
-            refs = _loads(stmt.body, skip_bodies=False)
-            if stmt.name in scopes:  # defined in both branches of an if: either may run
-                refs.update(scopes[stmt.name])
-            scopes[stmt.name] = refs
-        elif isinstance(stmt, ast.ClassDef):
+    walk_import_time([stmt])
+    scopes = part.scopes
+    for inner in _top_level_statements([stmt]):
+        if isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef):
+            refs = _loads(inner.body, skip_bodies=False)
+            if inner.name in scopes:  # defined in both branches of an if: either may run
+                refs.update(scopes[inner.name])
+            scopes[inner.name] = refs
+        elif isinstance(inner, ast.ClassDef):
             # Using a class (calling it, subclassing it) runs its construction
             # hooks, not every method: each method is a scope of its own.
-            scopes[stmt.name] = Refs(called={f"{stmt.name}.{m}" for m in CONSTRUCTION})
-            for item in stmt.body:
+            scopes[inner.name] = Refs(called={f"{inner.name}.{m}" for m in CONSTRUCTION})
+            for item in inner.body:
                 if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
-                    scope = f"{stmt.name}.{item.name}"
+                    scope = f"{inner.name}.{item.name}"
                     scopes[scope] = _loads(item.body, skip_bodies=False)
-                    classes[scope] = stmt.name
+                    part.classes[scope] = inner.name
+    return part
+
+
+def scan(
+    tree: ast.Module, name: str, *, is_package: bool, previous: ModuleInfo | None = None
+) -> ModuleInfo:
+    """Read imports, bindings and import-time loads of module ``name`` from ``tree``.
+
+    ``previous`` is the info of an earlier tree of the same module: statements
+    both trees share (the same objects, as the quick path leaves them) are not
+    scanned again.
+    """
+    package = package_of(name, is_package=is_package)
+    cache = previous.parts if previous is not None else {}
+    parts: dict[int, _Part] = {}
+    for stmt in tree.body:
+        known = cache.get(id(stmt))
+        parts[id(stmt)] = (
+            known if known is not None and known.stmt is stmt else _scan_part(stmt, package)
+        )
+    bindings: dict[str, Binding] = {}
+    star: list[str] = []
+    imports: set[str] = set()
+    lazy: set[str] = set()
+    scopes: dict[str, Refs] = {}
+    classes: dict[str, str] = {}  # method scope -> its class
+    toplevel = Refs()
+    for part in parts.values():  # in statement order: a later binding wins
+        bindings.update(part.bindings)
+        star.extend(part.star)
+        imports |= part.imports
+        lazy |= part.lazy
+        toplevel.update(part.toplevel)
+        for scope, refs in part.scopes.items():
+            if scope in scopes:  # defined twice at the top level: either may run
+                merged = Refs()
+                merged.update(scopes[scope])
+                merged.update(refs)
+                refs = merged
+            scopes[scope] = refs
+        classes.update(part.classes)
 
     reached = Refs()
     reached.update(toplevel)
@@ -394,6 +447,7 @@ def scan(tree: ast.Module, name: str, *, is_package: bool) -> ModuleInfo:
         reached=reached,
         reached_scopes=frozenset(seen),
         toplevel=toplevel,
+        parts=parts,
     )
 
 
