@@ -98,7 +98,9 @@ class FileDependencies(BaseParticipant):
 
     def __init__(self, graph: ModuleGraph) -> None:
         self._graph = graph
-        self._lock = threading.Lock()
+        # Re-entrant: a finalizer run by the collector while this thread holds
+        # the lock may remove a file, and the hook then runs again in here.
+        self._lock = threading.RLock()
         self._reads: dict[str, set[Path]] = {}  # module -> files it read at import time
         self._readers: dict[Path, set[str]] = {}  # file -> modules that read it
         self._spellings: dict[Path, set[str]] = {}  # file -> path strings that name it
