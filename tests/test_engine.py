@@ -653,3 +653,18 @@ def test_stand_ins_keep_live_objects_untouched_while_staging(
     assert reloader.apply([plugin]).outcome is Outcome.FAILED
     assert live == [module.handler]
     assert live[0]() == 2
+
+
+def test_an_echo_of_a_failed_save_is_not_run_again(project: tuple[Path, Reloader]) -> None:
+    root, reloader = project
+    path = write(root, "echoed.py", "X = 1\n")
+    importlib.import_module("echoed")
+    collect = Collect()
+    reloader.reporter = collect
+    path.write_text("X = 2\nraise RuntimeError('broken')\n", encoding="utf-8")
+    first = reloader.apply([path])
+    assert first.outcome is Outcome.FAILED
+    assert reloader.apply([path]) is first  # the editor's second event for the same save
+    assert collect.results.qsize() == 1
+    path.write_text("X = 3\n", encoding="utf-8")
+    assert reloader.apply([path]).outcome is Outcome.APPLIED

@@ -724,7 +724,9 @@ def test_staged_module_not_seen_by_other_threads(
     (prog.root / "pause.marker").write_text("")
     if batch == "fails":
         (prog.root / "raise.marker").write_text("")
-    prog.replace("slow.py", "VERSION = 1", "VERSION = 2")
+    # Saved by rename: one atomic change (a truncate-then-write save can be seen
+    # half-way, as an empty module, which would be a batch of its own).
+    prog.save_by_rename("slow.py", prog.read("slow.py").replace("VERSION = 1", "VERSION = 2"))
     event = prog.reload_and_expect("applied" if batch == "applies" else "failed")
     if batch == "applies":
         assert _mods(event, "reexecuted") == ["slow"], event

@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import threading
+import time
 import types
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -32,6 +33,8 @@ WATCHED_SUFFIXES = (".py", ".so", ".pyd")
 # Entries of a site-packages folder that appear or vanish when packages are
 # installed, upgraded or removed (the folder itself is watched, not its tree).
 PACKAGE_MARKERS = (".dist-info", ".egg-info", ".egg-link", ".pth")
+# A batch identical to one that failed less than this long ago is an echo of it.
+_ECHO_S = 0.5
 # Seconds after the watcher arms when what the program imported since is indexed.
 _SETTLE_S = 1.0
 # Installing takes seconds: a slow step keeps this watcher's cost near nothing.
@@ -100,6 +103,8 @@ class Reloader:
         self.participants.add(self.file_dependencies)
         self.version = 0
         self._pending: set[Path] = set()
+        # The contents of the last failed batch's files, and its result.
+        self._failed: tuple[dict[Path, bytes | None], ReloadResult, float] | None = None
         self._lock = threading.RLock()
         self._hot: _hot.HotState | None = None
         self._thread: threading.Thread | None = None
@@ -283,6 +288,16 @@ class Reloader:
 
         with self._lock:
             changed = {Path(os.path.abspath(p)) for p in paths} | self._pending
+            failed = self._failed
+            if (
+                failed is not None
+                and time.monotonic() - failed[2] < _ECHO_S
+                and failed[0] == _contents(changed)
+            ):
+                # The same files, byte for byte, as a batch that failed a moment
+                # ago (an editor's second event for one save): it would fail
+                # again. Saving again later does retry (a server now up, say).
+                return failed[1]
             batch = Batch(
                 frozenset(changed), self.graph, self._hot, self.participants, self.policy,
                 version=self.version,
@@ -311,10 +326,21 @@ class Reloader:
                     # a dependency stays pending even if the plan failed before prepare
                     or self.file_dependencies.interesting(str(p))
                 }
+                self._failed = (_contents(changed), result, time.monotonic())
             else:
                 self._pending.clear()
+                self._failed = None
         if self.reporter is not None:
             self.reporter.reloaded(result)
         return result
 
 
+def _contents(paths: Iterable[Path]) -> dict[Path, bytes | None]:
+    """The bytes of each file (None if it does not exist), to tell a real retry from an echo."""
+    found: dict[Path, bytes | None] = {}
+    for path in paths:
+        try:
+            found[path] = path.read_bytes()
+        except OSError:
+            found[path] = None
+    return found
