@@ -668,3 +668,49 @@ def test_an_echo_of_a_failed_save_is_not_run_again(project: tuple[Path, Reloader
     assert collect.results.qsize() == 1
     path.write_text("X = 3\n", encoding="utf-8")
     assert reloader.apply([path]).outcome is Outcome.APPLIED
+
+
+def test_a_module_loaded_from_bytecode_reloads_without_its_old_source(
+    project: tuple[Path, Reloader],
+) -> None:
+    """From a valid .pyc the source is never read; a body edit still patches in place."""
+    import py_compile
+
+    root, reloader = project
+    path = write(root, "frompyc.py", "K = 1\n\n\ndef f():\n    return 1\n")
+    py_compile.compile(str(path), cfile=importlib.util.cache_from_source(str(path)))
+    module = importlib.import_module("frompyc")
+    record = reloader.graph.records["frompyc"]
+    assert record._text is None  # not read at start-up
+    held = module.f
+    path.write_text("K = 1\n\n\ndef f():\n    return 2\n", encoding="utf-8")
+    result = reloader.apply([path])
+    assert result.outcome is Outcome.APPLIED, result
+    assert result.patched == ("frompyc",)
+    assert result.reexecuted == ()
+    assert held() == 2
+    path.write_text("K = 5\n\n\ndef f():\n    return 2\n", encoding="utf-8")
+    result = reloader.apply([path])
+    assert result.reexecuted == ("frompyc",)
+    assert module.K == 5
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "same"),
+    [
+        ("def f():\n    return 1\n", "def f():\n    return 2\n", True),
+        ("def f(x=1):\n    return x\n", "def f(x=2):\n    return x\n", False),
+        (
+            "class C:\n    def m(self):\n        return 1\n",
+            "class C:\n    def m(self):\n        return 9\n",
+            True,
+        ),
+        ("class C:\n    A = 1\n", "class C:\n    A = 2\n", False),
+        ("X = [i for i in range(2)]\n", "X = [i * 2 for i in range(2)]\n", False),
+        ("def f():\n    return 1\n", "def f():\n    return 1\nY = 2\n", False),
+    ],
+)
+def test_same_shape_tells_body_only_edits(old: str, new: str, same: bool) -> None:
+    a = compile(old, "m.py", "exec", dont_inherit=True)
+    b = compile(new, "m.py", "exec", dont_inherit=True)
+    assert _compat.same_shape(a, b) is same

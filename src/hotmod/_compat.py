@@ -49,6 +49,35 @@ def code_equal(a: types.CodeType, b: types.CodeType) -> bool:
     return a is b or a == b
 
 
+_CO_OPTIMIZED = 0x0001  # a function's code (module and class bodies lack it)
+
+
+def same_shape(old: types.CodeType, new: types.CodeType) -> bool:
+    """Module (or class body) code that differs from ``old`` only inside functions.
+
+    The top level's own bytecode, names and constants are the same, class
+    bodies recursively so; function code objects may differ, but keep their
+    names and free variables. Then an edit changed function bodies only (no
+    default value, annotation, decorator or class attribute), as a syntax-tree
+    diff would say.
+    """
+    if (old.co_code, old.co_names, old.co_varnames, old.co_freevars) != (
+        new.co_code, new.co_names, new.co_varnames, new.co_freevars
+    ) or len(old.co_consts) != len(new.co_consts):
+        return False
+    for a, b in zip(old.co_consts, new.co_consts, strict=True):
+        if isinstance(a, types.CodeType) and isinstance(b, types.CodeType):
+            if a.co_qualname != b.co_qualname or a.co_freevars != b.co_freevars:
+                return False
+            if a.co_name.startswith("<") and a.co_name != "<lambda>" and a != b:
+                return False  # a comprehension (3.11) runs at import time
+            if not a.co_flags & _CO_OPTIMIZED and not same_shape(a, b):
+                return False  # a class body: its attributes are top-level code
+        elif type(a) is not type(b) or a != b:  # a code object against a constant too
+            return False
+    return True
+
+
 def code_fingerprint(code: types.CodeType) -> tuple[Any, ...]:
     """What a function does, without where it is: line shifts leave this unchanged."""
     consts = tuple(

@@ -264,7 +264,6 @@ class ModuleGraph:
                 ranks = [self.records[d].rank for d in record.imports if d in self.records]
                 record.rank = 1 + max(ranks, default=0)
                 record.indexed = True
-                _ = record.source  # read now (watch thread), while the file is unchanged
 
     def warm_large(self, lines: int = 2_000) -> None:
         """Parse the trees of large modules ahead of their first edit (watch thread).

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import _compat
 from .._errors import ReloadError
 from .graph import MAIN, ModuleGraph
 from .patch import (
@@ -50,6 +51,7 @@ class SourceChange:
     quick: bool = False  # built from the changed statements alone (see quick.py)
     base_info: ModuleInfo | None = None  # the live version's facts, reused where shared
     statements: frozenset[str] | None = None  # quick path: the top-level names re-parsed
+    no_base: bool = False  # the live version's text is unknown: planned from its code
 
     @property
     def info(self) -> ModuleInfo:
@@ -174,12 +176,17 @@ def make_plan(
             plan.changes[module] = SourceChange(module, path, None, None, None)
             continue
         known = record.source
-        if record.source_lost:  # changed before its text was read: run it again
+        if record.source_lost:
+            # Changed before its text was read (loaded from a .pyc, never looked
+            # at since): compare code objects instead. Only function bodies
+            # changed -> patch them; anything else -> run it again.
             tree, code = compile_source(source, path, module)
             plan.changes[module] = SourceChange(
-                module, path, source, tree, code, is_package=record.is_package
+                module, path, source, tree, code, is_package=record.is_package,
+                no_base=True,
             )
-            plan.reexec.add(module)
+            if not _compat.same_shape(record.code, code):
+                plan.reexec.add(module)
             continue
         if source == known:
             continue
@@ -208,6 +215,9 @@ def make_plan(
         if module in plan.reexec:
             continue  # decided above (its running version's text is unknown)
         live = sys.modules.get(module)
+        if change.no_base:
+            plan.candidates[module] = []  # same shape: function bodies only (see above)
+            continue
         reshaped = None if live is None else reshaped_classes(record.tree, change.tree)
         if reshaped is None or (reshaped and module == MAIN):
             if module == MAIN:
@@ -237,15 +247,25 @@ def resolve_patches(plan: Plan, graph: ModuleGraph) -> None:
             plan.reexec.add(module)
             continue
         namespace = live.__dict__
-        signatures = Signatures(record.tree, change.tree, change.code, namespace, change.path)
         try:
-            classes = _class_patches(
-                reshaped, namespace, module, change.code, record.tree, change.tree
-            )
-            patches, reason, unmatched = body_patches(
-                namespace, module, record.code, change.code, signatures=signatures.changed,
-                reshaped=frozenset(reshaped), only=change.statements,
-            )
+            if change.no_base:
+                # Module and class bodies compile the same: no default, annotation
+                # or class attribute changed; function bodies did.
+                classes: list[ClassPatch] | None = []
+                patches, reason, unmatched = body_patches(
+                    namespace, module, record.code, change.code
+                )
+            else:
+                signatures = Signatures(
+                    record.tree, change.tree, change.code, namespace, change.path
+                )
+                classes = _class_patches(
+                    reshaped, namespace, module, change.code, record.tree, change.tree
+                )
+                patches, reason, unmatched = body_patches(
+                    namespace, module, record.code, change.code, signatures=signatures.changed,
+                    reshaped=frozenset(reshaped), only=change.statements,
+                )
         except ReloadError:
             raise
         except Exception as exc:  # a new class body, default or annotation raised

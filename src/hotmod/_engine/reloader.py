@@ -204,11 +204,9 @@ class Reloader:
             self._ready.set()
             if on_ready is not None:
                 on_ready()
-            self._settle()
-            importlib.import_module(".batch", __package__)  # the pipeline, before any edit
-            # The program is usually still importing when the watcher arms: index
-            # what it imports afterwards once start-up has settled, not at the
-            # first edit (which would pay for it).
+            # The program is usually still starting when the watcher arms: index
+            # what it imported, read its sources and load the reload pipeline once
+            # start-up has settled, neither on its way nor at the first edit.
             settle = threading.Timer(_SETTLE_S, self._settle)
             settle.daemon = True
             settle.start()
@@ -235,6 +233,7 @@ class Reloader:
         with self._lock:
             self.graph.index()
             self.graph.warm_large()
+        importlib.import_module(".batch", __package__)  # the pipeline, before any edit
 
     def _watch_packages(self) -> None:
         """Report a restart whenever installed packages change."""
