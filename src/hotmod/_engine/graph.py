@@ -179,9 +179,13 @@ class ModuleGraph:
 
     def canonical(self, path: str) -> Path:
         """The resolved path of a project file, without a system call when possible."""
-        text = os.path.abspath(path)
-        if any(text.startswith(p) for p in self._resolved_prefixes):
-            return Path(text)  # already under a resolved root
+        if os.path.isabs(path) and os.sep + "." not in path and os.sep * 2 not in path:
+            text = path  # already absolute and normal (the import system's origins)
+        else:
+            text = os.path.abspath(path)
+        for prefix in self._resolved_prefixes:
+            if text.startswith(prefix):
+                return Path(text)  # already under a resolved root
         return Path(text).resolve()
 
     # -- the import hook -------------------------------------------------------------

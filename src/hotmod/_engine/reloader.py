@@ -35,8 +35,9 @@ WATCHED_SUFFIXES = (".py", ".so", ".pyd")
 PACKAGE_MARKERS = (".dist-info", ".egg-info", ".egg-link", ".pth")
 # A batch identical to one that failed less than this long ago is an echo of it.
 _ECHO_S = 0.5
-# Seconds after the watcher arms when what the program imported since is indexed.
-_SETTLE_S = 1.0
+# Seconds after the watcher arms when what the program imported since is indexed
+# (later than most start-ups: the work would compete with the program for the GIL).
+_SETTLE_S = 3.0
 # Installing takes seconds: a slow step keeps this watcher's cost near nothing.
 _PACKAGES_STEP_MS = 50
 
