@@ -157,6 +157,9 @@ class ModuleGraph:
         self._unindexed: list[ModuleRecord] = []
         self._module_dirs: set[str] = set()  # folders that hold (or held) project modules
         self.cold: set[str] = set()  # records whose scan is pending (see warm())
+        # (importer, module, changed names) -> (the importer's facts, whether its
+        # import-time code calls one of them): see Stager._calls_at_import.
+        self.uses_cache: dict[tuple[str, str, frozenset[str]], tuple[ModuleInfo, bool]] = {}
         self._project_files: dict[str, bool] = {}  # path -> is_project_file's answer
 
     # -- project membership ----------------------------------------------------------

@@ -29,7 +29,7 @@ from .graph import MAIN, ModuleGraph
 from .isolate import guarded_imports
 from .plan import Plan
 from .reconcile import ModuleDelta, Reconciler
-from .scan import top_level_use
+from .scan import ModuleInfo, top_level_use
 
 logger = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ class Stager:
                 info = change.info if change is not None and change.tree is not None else (
                     self.graph.records[importer].info
                 )
-                if info.uses(module, set(), mutated):
+                if self._calls_at_import(importer, info, module, mutated):
                     promoted.add(module)
                     break
         for module in promoted:
@@ -229,6 +229,25 @@ class Stager:
             plan.class_patches.pop(module, None)
             plan.reexec.add(module)
         return promoted
+
+    def _calls_at_import(
+        self, importer: str, info: ModuleInfo, module: str, mutated: set[str]
+    ) -> bool:
+        """``info.uses(module, set(), mutated)``, remembered per importer version.
+
+        Editing the same function again asks the same question of every
+        importer; the answer holds while the importer's facts (``info``) do.
+        """
+        cache = self.graph.uses_cache
+        key = (importer, module, frozenset(mutated))
+        known = cache.get(key)
+        if known is not None and known[0] is info:
+            return known[1]
+        answer = info.uses(module, set(), mutated)
+        if len(cache) > _USES_CACHE_MAX:
+            cache.clear()
+        cache[key] = (info, answer)
+        return answer
 
     def _main_reason(self, deltas: dict[str, tuple[set[str], set[str]]]) -> str:
         """Why the entry script must run again, naming the name and the line."""
@@ -298,6 +317,9 @@ class Stager:
             parent = sys.modules.get(parent_name) if parent_name else None
             if parent is not None and parent.__dict__.get(child) is not live:
                 setattr(parent, child, live)
+
+
+_USES_CACHE_MAX = 50_000
 
 
 class _LiveView(dict[str, types.ModuleType]):
