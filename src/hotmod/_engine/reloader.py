@@ -289,10 +289,13 @@ class Reloader:
         with self._lock:
             changed = {Path(os.path.abspath(p)) for p in paths} | self._pending
             failed = self._failed
+            # Read before the batch runs: the contents it may fail on are these or
+            # newer, never older (a save landing meanwhile must not look like an echo).
+            contents = _contents(changed)
             if (
                 failed is not None
                 and time.monotonic() - failed[2] < _ECHO_S
-                and failed[0] == _contents(changed)
+                and failed[0] == contents
             ):
                 # The same files, byte for byte, as a batch that failed a moment
                 # ago (an editor's second event for one save): it would fail
@@ -326,7 +329,7 @@ class Reloader:
                     # a dependency stays pending even if the plan failed before prepare
                     or self.file_dependencies.interesting(str(p))
                 }
-                self._failed = (_contents(changed), result, time.monotonic())
+                self._failed = (contents, result, time.monotonic())
             else:
                 self._pending.clear()
                 self._failed = None
