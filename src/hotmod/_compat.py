@@ -18,7 +18,7 @@ import itertools
 import operator
 import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 PY312 = sys.version_info >= (3, 12)
@@ -128,7 +128,16 @@ def function_state(func: types.FunctionType) -> tuple[Any, ...]:
     )
 
 
-def restore_function(func: types.FunctionType, state: tuple[Any, ...]) -> None:
+def restore_function(
+    func: types.FunctionType,
+    state: tuple[Any, ...],
+    cells: Sequence[tuple[types.CellType, tuple[bool, Any]]] = (),
+) -> None:
+    """Undo a patch of ``func`` (``state`` from :func:`function_state`), and of
+    its closure cells (``(cell, cell_value(cell))`` pairs taken before)."""
+    for cell, (filled, value) in cells:
+        if filled:
+            set_cell(cell, value)
     code, defaults, kwdefaults, doc, annotations, fdict, extra = state
     func.__code__ = code
     func.__defaults__ = defaults

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING
 
 from .. import _compat
 from .._errors import ReloadError
+from .classpatch import apply_class_patch
 from .closures import apply_closure_updates
-from .patch import apply_body_patch, apply_class_patch, instance_dict
+from .patch import apply_body_patch, instance_dict
 from .undo import UndoLog
 
 if TYPE_CHECKING:

@@ -20,15 +20,9 @@ from pathlib import Path
 
 from .. import _compat
 from .._errors import ReloadError
+from .classpatch import ClassPatch, run_class_body
 from .graph import MAIN, ModuleGraph
-from .patch import (
-    BodyPatch,
-    ClassPatch,
-    SignatureValues,
-    body_patches,
-    derive_code_index,
-    run_class_body,
-)
+from .patch import BodyPatch, SignatureValues, body_patches, derive_code_index
 from .quick import quick_change
 from .scan import ModuleInfo, scan
 

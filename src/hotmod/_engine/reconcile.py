@@ -11,16 +11,26 @@ batch's :class:`~hotmod._engine.undo.UndoLog`.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import functools
 import logging
 import operator
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _compat
+from .classpatch import FieldDefault
+from .patch import LRU_WRAPPER
+from .sameness import (
+    enum_signature,
+    equal,
+    is_enum,
+    is_layout_descriptor,
+    is_submodule,
+    same_descriptor,
+    same_function,
+)
 from .undo import UndoLog
 
 logger = logging.getLogger(__name__)
@@ -34,14 +44,6 @@ IMPORT_DUNDERS = frozenset(
 _CLASS_LOCAL = frozenset({"__dict__", "__weakref__"})
 # Container elements walked per batch when remapping; beyond it values are left as made.
 _REMAP_BUDGET = 200_000
-
-
-def _is_enum(cls: type) -> bool:
-    return isinstance(cls, enum.EnumMeta)
-
-
-def _enum_signature(cls: type) -> list[tuple[str, Any]]:
-    return [(name, member.value) for name, member in cls.__members__.items()]  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -69,7 +71,7 @@ class Reconciler:
         self._adopted_classes: list[type] = []
         self._ns_map: dict[int, dict[str, Any]] = {}  # staged globals -> live globals
         self._new_modules: list[types.ModuleType] = []
-        self._field_defaults: list[tuple[type, str, _FieldDefault]] = []
+        self._field_defaults: list[tuple[type, str, FieldDefault]] = []
         self.updated_functions = 0
         self._modules: list[tuple[types.ModuleType, types.ModuleType]] = []
         self._budget = _REMAP_BUDGET
@@ -109,7 +111,7 @@ class Reconciler:
                 continue  # the same object, or a staged one that maps back onto it
             if isinstance(new, types.FunctionType):
                 if self._map_function(new, old, new_ns, old_ns):
-                    if not _same_function(new, old):
+                    if not same_function(new, old):
                         delta.mutated.add(key)
                     continue
             elif isinstance(new, type) and new.__module__ == name:
@@ -124,13 +126,13 @@ class Reconciler:
                         f"{name}.{key}: class replaced (bases, metaclass, slots or members"
                         " changed); existing instances keep the old class"
                     )
-            elif old is not _MISSING and _equal(old, new):
+            elif old is not _MISSING and equal(old, new):
                 self._map(new, old)
                 continue
             delta.rebound.add(key)
         removed = {
             k for k in old_ns
-            if k not in new_ns and k not in IMPORT_DUNDERS and not _is_submodule(live, k)
+            if k not in new_ns and k not in IMPORT_DUNDERS and not is_submodule(live, k)
         }
         delta.rebound |= removed
         return delta
@@ -208,11 +210,11 @@ class Reconciler:
             return False
         if new.__dict__.get("__slots__") != old.__dict__.get("__slots__"):
             return False
-        if _is_enum(new):
+        if is_enum(new):
             # Members may be added; existing ones must keep their values, and
             # then keep their identity (``is`` and ``==`` with values held elsewhere).
-            now = dict(_enum_signature(new))
-            if any(name not in now or now[name] != value for name, value in _enum_signature(old)):
+            now = dict(enum_signature(new))
+            if any(name not in now or now[name] != value for name, value in enum_signature(old)):
                 return False
             old_members = old.__members__  # type: ignore[attr-defined]
             for member_name, member in new.__members__.items():  # type: ignore[attr-defined]
@@ -234,7 +236,7 @@ class Reconciler:
                 continue
             if spec.default_factory is not dataclasses.MISSING:
                 self._field_defaults.append(
-                    (old, field_name, _FieldDefault(field_name, spec.default_factory))
+                    (old, field_name, FieldDefault(field_name, spec.default_factory))
                 )
             elif spec.default is dataclasses.MISSING:
                 notes.append(
@@ -254,18 +256,18 @@ class Reconciler:
         if set(new.__dict__) != set(old.__dict__):
             return False
         for attr, value in new.__dict__.items():
-            if attr in _CLASS_LOCAL or _is_layout_descriptor(value):
+            if attr in _CLASS_LOCAL or is_layout_descriptor(value):
                 continue
             previous = old.__dict__[attr]
             if isinstance(value, types.FunctionType):
-                if not _same_function(value, previous):
+                if not same_function(value, previous):
                     return False
             elif isinstance(value, staticmethod | classmethod | property | type):
-                if not _same_descriptor(value, previous, _same_function):
+                if not same_descriptor(value, previous, same_function):
                     return False
-            elif _is_enum(new) and attr in new.__members__:  # type: ignore[attr-defined]
+            elif is_enum(new) and attr in new.__members__:  # type: ignore[attr-defined]
                 continue
-            elif not _equal(previous, value):
+            elif not equal(previous, value):
                 return False
         return True
 
@@ -290,7 +292,7 @@ class Reconciler:
                 return self._clone(obj, live_ns)
             self._remap_wrapper(obj)
             return obj
-        if kind is _LRU_WRAPPER:
+        if kind is LRU_WRAPPER:
             return self._remap_cache(obj)
         live_class = self.idmap.get(id(kind))
         if live_class is not None and live_class is not kind:
@@ -333,7 +335,7 @@ class Reconciler:
         self._map(wrapper, wrapper)  # visited: wrappers may refer to each other
         for cell in wrapper.__closure__ or ():
             filled, value = _compat.cell_value(cell)
-            if filled and type(value) in (types.FunctionType, _LRU_WRAPPER):
+            if filled and type(value) in (types.FunctionType, LRU_WRAPPER):
                 mapped = self.remap(value)
                 if mapped is not value:
                     _compat.set_cell(cell, mapped)
@@ -378,7 +380,7 @@ class Reconciler:
         for cls in self._adopted_classes:
             self._rebase(cls, undo)
             for attr, value in list(cls.__dict__.items()):
-                if attr in _CLASS_LOCAL or _is_layout_descriptor(value):
+                if attr in _CLASS_LOCAL or is_layout_descriptor(value):
                     continue
                 mapped = self._remap_attr(value)
                 if mapped is not value:
@@ -417,7 +419,7 @@ class Reconciler:
     ) -> None:
         state = _compat.function_state(old)
         cells = [(c, _compat.cell_value(c)) for c in old.__closure__ or ()]
-        undo.on_rollback(lambda: _restore(old, state, cells))
+        undo.on_rollback(lambda: _compat.restore_function(old, state, cells))
         _compat.update_function(old, new)
         if old.__defaults__:
             old.__defaults__ = tuple(self.remap(v) for v in old.__defaults__)
@@ -443,34 +445,23 @@ class Reconciler:
         return self.remap(value)
 
     def _update_class(self, old: type, new: type, undo: UndoLog) -> None:
-        raw = _is_enum(new)  # EnumType guards member names: go around it, undoably
+        raw = is_enum(new)  # EnumType guards member names: go around it, undoably
         for attr, value in new.__dict__.items():
-            if attr in _CLASS_LOCAL or _is_layout_descriptor(value):
+            if attr in _CLASS_LOCAL or is_layout_descriptor(value):
                 continue
             mapped = self._remap_attr(value)
-            if raw:
-                current = old.__dict__.get(attr, _MISSING)
-                if current is not mapped:
-                    type.__setattr__(old, attr, mapped)
-                    undo.on_rollback(functools.partial(_raw_restore, old, attr, current))
-                continue
             current = old.__dict__.get(attr, _MISSING)
             if current is mapped:
                 continue
-            if isinstance(
+            if not raw and isinstance(
                 current, staticmethod | classmethod | property
-            ) and _same_descriptor(current, mapped, operator.is_):
+            ) and same_descriptor(current, mapped, operator.is_):
                 continue  # its functions were patched in place
-            undo.setattr(old, attr, mapped)
+            undo.setattr(old, attr, mapped, raw=raw)
         for attr in [a for a in old.__dict__ if a not in new.__dict__]:
-            if attr in _CLASS_LOCAL or _is_layout_descriptor(old.__dict__[attr]):
+            if attr in _CLASS_LOCAL or is_layout_descriptor(old.__dict__[attr]):
                 continue
-            if raw:
-                current = old.__dict__[attr]
-                type.__delattr__(old, attr)
-                undo.on_rollback(functools.partial(_raw_restore, old, attr, current))
-                continue
-            undo.delattr(old, attr)
+            undo.delattr(old, attr, raw=raw)
 
     def _new_namespace(
         self, staged: types.ModuleType, live: types.ModuleType
@@ -488,95 +479,9 @@ class Reconciler:
                 continue
             namespace[key] = self.remap(value)
         for key, value in old_ns.items():
-            if key not in namespace and (key in IMPORT_DUNDERS or _is_submodule(live, key)):
+            if key not in namespace and (key in IMPORT_DUNDERS or is_submodule(live, key)):
                 namespace[key] = value
         return namespace
 
 
 _MISSING: Any = object()
-_LRU_WRAPPER = type(functools.lru_cache(maxsize=None)(lambda: None))
-
-
-class _FieldDefault:
-    """Gives an instance made before a dataclass field existed that field's default.
-
-    A non-data descriptor: instances made by the new ``__init__`` have the
-    field in their ``__dict__``, which wins; an old instance gets
-    ``default_factory()`` stored on first access.
-    """
-
-    def __init__(self, name: str, factory: Callable[[], Any]) -> None:
-        self.name = name
-        self.factory = factory
-
-    def __get__(self, obj: object, owner: type | None = None) -> Any:
-        if obj is None:
-            return self
-        value = self.factory()
-        obj.__dict__[self.name] = value
-        return value
-
-
-def _restore(
-    func: types.FunctionType,
-    state: tuple[Any, ...],
-    cells: list[tuple[types.CellType, tuple[bool, Any]]],
-) -> None:
-    _compat.restore_function(func, state)
-    for cell, (filled, value) in cells:
-        if filled:
-            _compat.set_cell(cell, value)
-
-
-def _raw_restore(cls: type, attr: str, value: Any) -> None:
-    if value is _MISSING:
-        if attr in cls.__dict__:
-            type.__delattr__(cls, attr)
-    else:
-        type.__setattr__(cls, attr, value)
-
-
-def _same_function(a: Any, b: Any) -> bool:
-    """Functions that behave the same: code (line numbers aside) and defaults."""
-    return (
-        isinstance(a, types.FunctionType)
-        and isinstance(b, types.FunctionType)
-        and _compat.code_fingerprint(a.__code__) == _compat.code_fingerprint(b.__code__)
-        and _equal(a.__defaults__, b.__defaults__)
-        and _equal(a.__kwdefaults__, b.__kwdefaults__)
-    )
-
-
-def _same_descriptor(a: Any, b: Any, same: Callable[[Any, Any], bool]) -> bool:
-    """Descriptors (or nested classes) of one kind whose functions are ``same``."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, type):
-        return a is b
-    if isinstance(a, property):
-        parts = [(getattr(a, p), getattr(b, p)) for p in ("fget", "fset", "fdel")]
-    else:
-        parts = [(a.__func__, b.__func__)]
-    return all((x is None) == (y is None) and (x is None or same(x, y)) for x, y in parts)
-
-
-def _is_layout_descriptor(value: object) -> bool:
-    """``__slots__`` members and ``__dict__`` getsets belong to one class layout."""
-    return isinstance(value, types.MemberDescriptorType | types.GetSetDescriptorType)
-
-
-def _is_submodule(module: types.ModuleType, attr: str) -> bool:
-    value = module.__dict__.get(attr)
-    return isinstance(value, types.ModuleType) and value.__name__ == f"{module.__name__}.{attr}"
-
-
-def _equal(a: object, b: object) -> bool:
-    """Same type and ``==``; anything that cannot be compared counts as different."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, types.FunctionType | type | types.ModuleType):
-        return a is b
-    try:
-        return bool(a == b)
-    except Exception:  # numpy arrays, objects with odd __eq__: treat as changed
-        return False

@@ -104,8 +104,8 @@ class Reloader:
         self.participants.add(self.file_dependencies)
         self.version = 0
         self._pending: set[Path] = set()
-        # The contents of the last failed batch's files, and its result.
-        self._failed: tuple[dict[Path, bytes | None], ReloadResult, float] | None = None
+        # The last failed batch: its files' (mtime, size), its result, when it ended.
+        self._failed: tuple[dict[Path, tuple[int, int] | None], ReloadResult, float] | None = None
         self._lock = threading.RLock()
         self._hot: _hot.HotState | None = None
         self._thread: threading.Thread | None = None
@@ -289,15 +289,15 @@ class Reloader:
         with self._lock:
             changed = {Path(os.path.abspath(p)) for p in paths} | self._pending
             failed = self._failed
-            # Read before the batch runs: the contents it may fail on are these or
-            # newer, never older (a save landing meanwhile must not look like an echo).
-            contents = _contents(changed)
+            # Taken before the batch runs: what it may fail on is this version or
+            # a newer one, never older (a save landing meanwhile is no echo).
+            contents = _signatures(changed)
             if (
                 failed is not None
                 and time.monotonic() - failed[2] < _ECHO_S
                 and failed[0] == contents
             ):
-                # The same files, byte for byte, as a batch that failed a moment
+                # The same files (same mtime and size) as a batch that failed a moment
                 # ago (an editor's second event for one save): it would fail
                 # again. Saving again later does retry (a server now up, say).
                 return failed[1]
@@ -338,12 +338,15 @@ class Reloader:
         return result
 
 
-def _contents(paths: Iterable[Path]) -> dict[Path, bytes | None]:
-    """The bytes of each file (None if it does not exist), to tell a real retry from an echo."""
-    found: dict[Path, bytes | None] = {}
+def _signatures(paths: Iterable[Path]) -> dict[Path, tuple[int, int] | None]:
+    """(mtime_ns, size) of each file (None if missing): a new save changes them,
+    an editor's second event for the same save does not. One stat per file."""
+    found: dict[Path, tuple[int, int] | None] = {}
     for path in paths:
         try:
-            found[path] = path.read_bytes()
+            stat = path.stat()
         except OSError:
             found[path] = None
+        else:
+            found[path] = (stat.st_mtime_ns, stat.st_size)
     return found

@@ -46,19 +46,29 @@ class UndoLog:
         if old is not _MISSING:
             self._undo.append(lambda: _restore_item(mapping, key, old))
 
-    def setattr(self, obj: object, name: str, value: Any) -> None:
-        """``setattr(obj, name, value)``, undoably (restores or deletes)."""
-        old = _current(obj, name)
-        setattr(obj, name, value)
-        self._undo.append(lambda: _restore_attr(obj, name, old))
+    def setattr(self, obj: object, name: str, value: Any, *, raw: bool = False) -> None:
+        """``setattr(obj, name, value)``, undoably (restores or deletes).
 
-    def delattr(self, obj: object, name: str) -> None:
-        """``delattr(obj, name)`` if it is set, undoably."""
+        ``raw`` (classes only) goes around the metaclass's ``__setattr__``
+        (``EnumType`` refuses to rebind member names).
+        """
+        old = _current(obj, name)
+        if raw:
+            type.__setattr__(obj, name, value)
+        else:
+            setattr(obj, name, value)
+        self._undo.append(lambda: _restore_attr(obj, name, old, raw=raw))
+
+    def delattr(self, obj: object, name: str, *, raw: bool = False) -> None:
+        """``delattr(obj, name)`` if it is set, undoably (``raw`` as for :meth:`setattr`)."""
         old = _current(obj, name)
         if old is _MISSING:
             return
-        delattr(obj, name)
-        self._undo.append(lambda: _restore_attr(obj, name, old))
+        if raw:
+            type.__delattr__(obj, name)
+        else:
+            delattr(obj, name)
+        self._undo.append(lambda: _restore_attr(obj, name, old, raw=raw))
 
     def rollback(self) -> None:
         """Run every undo step in reverse; raise the first failure once, at the end."""
@@ -97,9 +107,9 @@ def _current(obj: object, name: str) -> Any:
     return getattr(obj, name, _MISSING)  # slots, properties
 
 
-def _restore_attr(obj: object, name: str, old: Any) -> None:
+def _restore_attr(obj: object, name: str, old: Any, *, raw: bool = False) -> None:
     if old is _MISSING:
         if _current(obj, name) is not _MISSING:
-            delattr(obj, name)
+            (type.__delattr__ if raw else delattr)(obj, name)
     else:
-        setattr(obj, name, old)
+        (type.__setattr__ if raw else setattr)(obj, name, old)
