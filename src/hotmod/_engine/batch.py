@@ -96,6 +96,13 @@ class Batch:
         """Wherever staged code put ``staged``, the live program gets ``live`` at commit."""
         self.reconciler.map_back(staged, live)
 
+    def live(self, obj: object) -> object:
+        """``obj`` (made by staged code) with staged functions and classes replaced
+        by their live counterparts; containers are updated in place. Call it
+        from ``commit``, for objects built while staging that outlive the batch
+        (a new app's view functions)."""
+        return self.reconciler.remap(obj)
+
     def staged_module(self, name: str) -> types.ModuleType | None:
         """The staged (new) version of ``name`` in this batch, if it was re-executed."""
         return self.staged.modules.get(name) or self.staged.new.get(name)
@@ -142,11 +149,18 @@ class Batch:
             self.abandon()
             return self._restart(f"--strict: {self.notes[0]}")
         try:
-            commit_batch(self)
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            return self._rolled_back(exc)
+            with self.participants.holding(self):
+                try:
+                    commit_batch(self)
+                except BaseException as exc:
+                    if isinstance(exc, KeyboardInterrupt):
+                        raise
+                    # Rolled back under the hold: nobody sees the half-made commit.
+                    return self._rolled_back(exc)
+        except Exception as exc:  # a participant refused to hold (before any commit step)
+            self.abandon()
+            return self._failed(exc, phase="commit")
+        self.participants.committed(self)
         reexecuted = tuple(self.staged.order)
         patched = tuple(sorted(set(self.plan.patches) - set(reexecuted)))
         return self._result(

@@ -1,8 +1,8 @@
 """Participants: the one way code outside the core takes part in a transaction.
 
-A participant (the file-dependency tracker, later the gate, the Flask and ASGI
-adapters, the plugin manager, config files) implements some of four steps,
-called by :class:`Participants` in a fixed order for every batch:
+A participant (the file-dependency tracker, the gate, the Flask and ASGI
+adapters, later the plugin manager and config files) implements some of these
+steps, called by :class:`Participants` in a fixed order for every batch:
 
 ``prepare(batch)``
     Before anything runs. May claim changed files that are not Python
@@ -18,6 +18,14 @@ called by :class:`Participants` in a fixed order for every batch:
     Make the new version live, registering every mutation's undo with
     ``undo``. If a later participant (or the core) fails, the undo log unwinds
     everything, in reverse.
+``hold(batch)``
+    A context manager entered around the commit *and* any rollback of it,
+    in participant order (the gate drains in-flight requests and holds new
+    ones here). Entering may veto like ``stage``.
+``committed(batch)``
+    The batch is live and every hold was released: retire what the old
+    version still runs (an old ASGI app's lifespan shutdown). Cannot fail
+    the batch; errors are logged.
 ``abandon(batch)``
     The batch will not be committed (failed, rolled back or escalated):
     forget what ``prepare``/``stage`` built. Always called for every
@@ -33,6 +41,7 @@ the first error is kept and raised once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -49,8 +58,9 @@ class Participant(Protocol):
     """Something outside the core that takes part in every transaction.
 
     Implement the steps you need; :class:`BaseParticipant` provides no-op
-    defaults. ``order`` places a participant in the loop (lower runs first;
-    the core's own participants use 0-99, adapters 100 and up).
+    defaults. ``hold`` and ``committed`` are optional (looked up by name).
+    ``order`` places a participant in the loop (lower runs first; the core's
+    own participants use 0-99, adapters 100 and up).
     """
 
     name: str
@@ -79,6 +89,13 @@ class BaseParticipant:
 
     def commit(self, batch: Batch, undo: UndoLog) -> None:
         """Make the new version live; register every mutation's undo."""
+
+    def hold(self, batch: Batch) -> contextlib.AbstractContextManager[object]:
+        """Around the commit and its rollback: nothing to hold by default."""
+        return contextlib.nullcontext()
+
+    def committed(self, batch: Batch) -> None:
+        """The batch is live and released: retire what the old version still runs."""
 
     def abandon(self, batch: Batch) -> None:
         """Forget what prepare and stage built: the batch is not committed."""
@@ -118,6 +135,27 @@ class Participants:
     def commit(self, batch: Batch, undo: UndoLog) -> None:
         for participant in batch.prepared:
             participant.commit(batch, undo)
+
+    @contextlib.contextmanager
+    def holding(self, batch: Batch) -> Iterator[None]:
+        """Every prepared participant's ``hold``, entered in order, left in reverse."""
+        with contextlib.ExitStack() as stack:
+            for participant in batch.prepared:
+                hold = getattr(participant, "hold", None)
+                if hold is not None:
+                    stack.enter_context(hold(batch))
+            yield
+
+    def committed(self, batch: Batch) -> None:
+        """Every prepared participant's ``committed``; errors are logged, never raised."""
+        for participant in batch.prepared:
+            try:
+                committed = getattr(participant, "committed", None)
+                if committed is not None:
+                    committed(batch)
+            except Exception:
+                logger.exception("hotmod: %s failed after a commit", participant.name)
+        batch.prepared.clear()
 
     def abandon(self, batch: Batch) -> None:
         """Every prepared participant's ``abandon``, in reverse; the first error raised once."""

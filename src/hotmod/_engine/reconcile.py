@@ -10,6 +10,7 @@ batch's :class:`~hotmod._engine.undo.UndoLog`.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import logging
@@ -42,6 +43,9 @@ IMPORT_DUNDERS = frozenset(
 )
 # Class attributes that belong to one class object and cannot move to another.
 _CLASS_LOCAL = frozenset({"__dict__", "__weakref__"})
+# Containers remap walks (frameworks keep registries in defaultdicts); mappings update in place.
+_MAPPINGS = (dict, collections.defaultdict, collections.OrderedDict)
+_CONTAINERS = (list, tuple, set, frozenset, *_MAPPINGS)
 # Container elements walked per batch when remapping; beyond it values are left as made.
 _REMAP_BUDGET = 200_000
 
@@ -300,7 +304,7 @@ class Reconciler:
             # the layouts match (checked by _map_class), so it can move over.
             obj.__class__ = live_class
             return obj
-        if kind not in (list, dict, tuple, set, frozenset) or not self.idmap:
+        if kind not in _CONTAINERS or not self.idmap:
             return obj
         seen = _seen if _seen is not None else set()
         if id(obj) in seen or self._budget <= 0:
@@ -313,7 +317,7 @@ class Reconciler:
                 if new is not item:
                     obj[i] = new
             return obj
-        if kind is dict:
+        if kind in _MAPPINGS:
             for key, item in obj.items():
                 new = self.remap(item, seen)
                 if new is not item:

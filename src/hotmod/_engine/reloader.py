@@ -22,6 +22,7 @@ from types import TracebackType
 from .. import _hot
 from .._errors import ReloadError, UsageError
 from .._events import Outcome, ReloadResult, Reporter
+from .._gate import Gate, GateParticipant, default_gate
 from .filedeps import FileDependencies
 from .graph import ModuleGraph, ModuleRecord
 from .participants import Participant, Participants
@@ -68,6 +69,8 @@ class Reloader:
     ``packages`` are folders of installed packages (default: this interpreter's
     site-packages; ``()`` for none): a package installed, upgraded or removed
     there needs a restart, reported like any other.
+    ``gate`` is the :class:`~hotmod._gate.Gate` every commit closes (default:
+    the process's, which ``hotmod.gate()`` and the WSGI/ASGI middleware use).
     ``on_restart(result)`` is called (from the watch thread) when a batch needs a
     restart; without it the result is only reported.
     """
@@ -82,6 +85,7 @@ class Reloader:
         reporter: Reporter | None = None,
         on_restart: Callable[[ReloadResult], None] | None = None,
         packages: Sequence[str | os.PathLike[str]] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         paths = [Path(r).resolve() for r in roots] or [Path.cwd().resolve()]
         for path in paths:
@@ -99,6 +103,9 @@ class Reloader:
             else [Path(p) for p in packages if Path(p).is_dir()]
         )
         self.graph = ModuleGraph(self.roots, exclude=self.exclude)
+        # Every commit runs with the gate closed (G4): requests see one version.
+        self.gate = gate if gate is not None else default_gate()
+        self.participants.add(GateParticipant(self.gate))
         # Non-Python files read at import time re-execute their readers.
         self.file_dependencies = FileDependencies(self.graph)
         self.participants.add(self.file_dependencies)

@@ -1,0 +1,217 @@
+"""The served app: which object answers requests, and how a batch replaces it.
+
+``hotmod serve module:app`` (or ``--factory module:create_app``) serves the
+app through an :class:`AppSlot`: the gate middleware reads ``slot.app`` for
+every request. A batch that rebuilds the app (the app's module re-executed,
+or the factory's code changed) builds the new app *while staging*, from the
+staged modules, without touching the live one; the commit swaps it into the
+slot under the gate. A failed batch leaves the live app exactly as it was.
+
+:class:`TargetParticipant` does that for any WSGI or ASGI app; what a
+framework needs on top (Flask: which modules register on the app; FastAPI:
+what it derived from signatures and models; ASGI lifespan) is a
+:class:`Framework` it is given.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import types
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from .._errors import UsageError
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from .._engine.batch import Batch
+    from .._engine.undo import UndoLog
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["wsgi", "asgi"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """``module:attr`` of the app (or of its factory, with ``factory=True``)."""
+
+    module: str
+    attr: str
+    factory: bool = False
+
+    @classmethod
+    def parse(cls, spec: str, *, factory: bool = False) -> Target:
+        module, sep, attr = spec.partition(":")
+        if not sep:
+            attr = "create_app" if factory else "app"
+        if not module or not attr or not all(p.isidentifier() for p in module.split(".")):
+            raise UsageError(f"not an app: {spec!r} (expected 'module:attribute')")
+        if not all(p.isidentifier() for p in attr.split(".")):
+            raise UsageError(f"not an app: {spec!r} (expected 'module:attribute')")
+        return cls(module, attr, factory)
+
+    def __str__(self) -> str:
+        return f"{self.module}:{self.attr}"
+
+    def find(self, module: types.ModuleType) -> Any:
+        """The attribute (the app, or the factory) in ``module``."""
+        value: Any = module
+        for part in self.attr.split("."):
+            value = getattr(value, part)
+        return value
+
+    def build(self, module: types.ModuleType) -> Any:
+        """The app ``module`` defines: the attribute, or what the factory returns."""
+        found = self.find(module)
+        return found() if self.factory else found
+
+
+def app_kind(app: object) -> Kind:
+    """WSGI or ASGI, as uvicorn decides it: a coroutine function is ASGI."""
+    import inspect
+
+    if not callable(app):
+        raise UsageError(f"not an app: {app!r} is not callable")
+    if inspect.isfunction(app) or inspect.ismethod(app):
+        call: object = app
+    else:
+        call = type(app).__call__
+    return "asgi" if inspect.iscoroutinefunction(call) else "wsgi"
+
+
+class AppSlot:
+    """The app being served now; swapped (undoably) by a commit."""
+
+    def __init__(self, target: Target, app: object, kind: Kind) -> None:
+        self.target = target
+        self.app: Any = app
+        self.kind = kind
+        self.loop: asyncio.AbstractEventLoop | None = None  # the server's, for ASGI
+        self.generation = 0  # bumped by every swap
+
+    def __call__(self) -> Any:
+        return self.app
+
+    def swap(self, app: object, undo: UndoLog) -> None:
+        old, generation = self.app, self.generation
+
+        def restore() -> None:
+            self.app, self.generation = old, generation
+
+        undo.on_rollback(restore)
+        self.app = app
+        self.generation += 1
+
+
+def load(target: Target) -> tuple[types.ModuleType, Any]:
+    """Import the target's module and build the app (errors propagate as raised)."""
+    module = importlib.import_module(target.module)
+    return module, target.build(module)
+
+
+class Framework(Protocol):
+    """What one web framework adds to swapping the app (see flask.py, asgi.py)."""
+
+    name: str
+
+    def prepare(self, batch: Batch, slot: AppSlot) -> None:
+        """Ask for re-executions the framework's registrations need (``batch.require``)."""
+
+    def adopt(self, batch: Batch, app: Any) -> None:
+        """At commit, before the swap: point the staged-built app at live objects."""
+
+    def start(self, app: Any) -> None:
+        """At commit, before the swap: start the new app (ASGI lifespan); may raise."""
+
+    def retire(self, app: Any) -> None:
+        """After the commit, gate released: stop the old app (ASGI lifespan shutdown)."""
+
+
+class PlainFramework:
+    """Any WSGI/ASGI app: swapped, nothing else."""
+
+    name = "plain"
+
+    def prepare(self, batch: Batch, slot: AppSlot) -> None:
+        pass
+
+    def adopt(self, batch: Batch, app: Any) -> None:
+        adopt_attributes(batch, app)
+
+    def start(self, app: Any) -> None:
+        pass
+
+    def retire(self, app: Any) -> None:
+        pass
+
+
+def adopt_attributes(batch: Batch, obj: object) -> None:
+    """Staged functions held in ``obj``'s attributes become the live ones."""
+    state = getattr(obj, "__dict__", None)
+    if type(state) is dict:
+        batch.live(state)
+
+
+class TargetParticipant:
+    """Rebuilds the served app when a batch changes what builds it; swaps it at commit.
+
+    * ``module:app``: when anything re-executes, the app's module re-executes
+      too (so registrations run again on a fresh app, as at start-up); the
+      staged module's ``app`` is the new app.
+    * ``--factory``: the same, and an edit to the factory's module re-executes
+      it; the staged factory is called while staging.
+    """
+
+    name = "app"
+    order = 200  # after adapters that claim files (templates) or require modules
+
+    def __init__(self, slot: AppSlot, framework: Framework | None = None) -> None:
+        self.slot = slot
+        self.framework: Framework = framework if framework is not None else PlainFramework()
+        self._new: dict[int, Any] = {}  # id(batch) -> the app it built
+        self._retired: dict[int, Any] = {}
+
+    def prepare(self, batch: Batch) -> None:
+        module = self.slot.target.module
+        if batch.plan.reexec - {module} or module in batch.plan.changes:
+            batch.require(module, f"builds the served app ({self.slot.target})")
+        self.framework.prepare(batch, self.slot)
+
+    def stage(self, batch: Batch) -> None:
+        staged = batch.staged_module(self.slot.target.module)
+        if staged is None:
+            return
+        app = self.slot.target.build(staged)
+        if app is not self.slot.app:
+            kind = app_kind(app)
+            if kind != self.slot.kind:
+                raise UsageError(
+                    f"{self.slot.target} is now a {kind.upper()} app; it was"
+                    f" {self.slot.kind.upper()} (this needs a restart of hotmod serve)"
+                )
+            self._new[id(batch)] = app
+
+    def commit(self, batch: Batch, undo: UndoLog) -> None:
+        app = self._new.get(id(batch))
+        if app is None:
+            return
+        self.framework.adopt(batch, app)
+        self.framework.start(app)
+        old = self.slot.app
+        self.slot.swap(app, undo)
+        undo.on_rollback(lambda: self.framework.retire(app))  # started, then rolled back
+        self._retired[id(batch)] = old
+
+    def committed(self, batch: Batch) -> None:
+        self._new.pop(id(batch), None)
+        old = self._retired.pop(id(batch), None)
+        if old is not None:
+            self.framework.retire(old)
+
+    def abandon(self, batch: Batch) -> None:
+        self._new.pop(id(batch), None)
+        self._retired.pop(id(batch), None)
+

@@ -1,0 +1,88 @@
+"""ASGI: the gate as middleware (G4).
+
+``GateMiddleware(app)`` takes the gate's read side for each HTTP request, so
+a commit waits for requests in flight and holds new ones for the swap (the
+wait is awaited: the event loop keeps running). For servers that embed a
+:class:`~hotmod.Reloader` themselves; ``hotmod serve`` installs it for you.
+
+Long-lived connections never hold a commit: an event stream
+(``Content-Type: text/event-stream``) is released once its response has
+started, a WebSocket once it is accepted (or closed). What they send
+afterwards comes from whichever version is live then. Lifespan events pass
+straight through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from ._gate import Gate, default_gate
+
+__all__ = ["GateMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class GateMiddleware:
+    """Wrap an ASGI app so each request sees one version of the code.
+
+    ``app`` is the ASGI app, or a zero-argument callable returning the
+    current one (``app_getter=True``), read per request so an app swapped at
+    commit serves the next request.
+    """
+
+    def __init__(
+        self, app: ASGIApp | Callable[[], ASGIApp], *, gate: Gate | None = None,
+        app_getter: bool = False,
+    ) -> None:
+        self.gate = gate if gate is not None else default_gate()
+        self._app = app
+        self._getter = app_getter
+
+    @property
+    def app(self) -> ASGIApp:
+        if self._getter:
+            return self._app()  # type: ignore[call-arg,return-value]
+        return self._app  # type: ignore[return-value]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        gate = self.gate
+        await gate.enter_async()
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                gate.exit()
+
+        async def gated_send(message: Message) -> None:
+            sent = message["type"]
+            if sent in ("websocket.accept", "websocket.close") or (
+                sent == "http.response.start" and _is_stream(message)
+            ):
+                release()
+            await send(message)
+
+        try:
+            with gate.inside():
+                app = self.app
+                await app(scope, receive, gated_send)
+        finally:
+            release()
+
+
+def _is_stream(message: Message) -> bool:
+    for key, value in message.get("headers", ()):
+        if bytes(key).lower() == b"content-type" and bytes(value).startswith(b"text/event-stream"):
+            return True
+    return False
