@@ -160,9 +160,10 @@ class TargetParticipant:
 
     * ``module:app``: when anything re-executes, the app's module re-executes
       too (so registrations run again on a fresh app, as at start-up); the
-      staged module's ``app`` is the new app.
-    * ``--factory``: the same, and an edit to the factory's module re-executes
-      it; the staged factory is called while staging.
+      staged module's ``app`` is the new app. Body edits are patched in place
+      and keep the app.
+    * ``--factory``: the same, and any edit to the factory's module
+      re-executes it; the staged factory is called while staging.
     """
 
     name = "app"
@@ -176,7 +177,8 @@ class TargetParticipant:
 
     def prepare(self, batch: Batch) -> None:
         module = self.slot.target.module
-        if batch.plan.reexec - {module} or module in batch.plan.changes:
+        factory_changed = self.slot.target.factory and module in batch.plan.changes
+        if batch.plan.reexec or factory_changed:
             batch.require(module, f"builds the served app ({self.slot.target})")
         self.framework.prepare(batch, self.slot)
 
@@ -199,6 +201,9 @@ class TargetParticipant:
         if app is None:
             return
         self.framework.adopt(batch, app)
+        app = batch.live(app)  # an app that is a function keeps its identity
+        if app is self.slot.app:
+            return
         self.framework.start(app)
         old = self.slot.app
         self.slot.swap(app, undo)
