@@ -1,0 +1,591 @@
+"""The Flask adapter: every edit serves what a fresh start on the new sources serves.
+
+Each test serves a real Flask project in-process under a real Werkzeug server
+(:class:`webapp.ServedApp`), applies edits in place (``served.applied``) and
+compares the responses with a fresh process started on the same sources
+(:func:`webapp.fresh`), status and body.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from webapp import Response, ServedApp, fresh, write_project
+
+
+def project(files: Mapping[str, str]) -> dict[str, str]:
+    """Sources dedented once, so that edits can be written flush left."""
+    return {name: textwrap.dedent(text).lstrip() for name, text in files.items()}
+
+
+CLASSIC = project({
+    "fl/__init__.py": "",
+    "fl/state.py": """
+        TEARDOWNS = []
+    """,
+    "fl/settings.json": '{"GREETING": "hello"}\n',
+    "fl/app.py": """
+        import json
+
+        from flask import Flask
+        from werkzeug.routing import BaseConverter
+
+        class UpperConverter(BaseConverter):
+            def to_python(self, value):
+                return value.upper()
+
+        app = Flask(__name__)
+        app.config["SECRET_KEY"] = "s3cret"
+        app.config.from_file("settings.json", load=json.load)
+        app.url_map.strict_slashes = False
+        app.url_map.converters["upper"] = UpperConverter
+
+        @app.route("/")
+        def index():
+            return "index"
+
+        @app.route("/shout/<upper:word>")
+        def shout(word):
+            return word
+
+        from fl import views  # noqa: E402  (registers on app)
+        from fl.admin import admin  # noqa: E402
+        app.register_blueprint(admin, url_prefix="/admin")
+    """,
+    "fl/views.py": """
+        from flask import g, render_template, session
+
+        from fl.app import app
+        from fl.state import TEARDOWNS
+
+        @app.before_request
+        def before():
+            g.tag = "b1"
+
+        @app.after_request
+        def after(response):
+            response.headers["X-After"] = "a1"
+            return response
+
+        @app.teardown_request
+        def teardown(exc):
+            TEARDOWNS.append("t1")
+
+        @app.errorhandler(404)
+        def missing(error):
+            return "missing v1", 404
+
+        @app.context_processor
+        def inject():
+            return {"who": "world"}
+
+        @app.template_filter("shout")
+        def shout_filter(text):
+            return text.upper() + "!"
+
+        @app.url_value_preprocessor
+        def pull_lang(endpoint, values):
+            g.lang = values.pop("lang", None) if values else None
+
+        @app.url_defaults
+        def add_lang(endpoint, values):
+            if "lang" in values or not app.url_map.is_endpoint_expecting(endpoint, "lang"):
+                return
+            values["lang"] = "en"
+
+        @app.cli.command("hello")
+        def hello():
+            print("hello v1")
+
+        @app.route("/tag")
+        def tag():
+            return g.tag
+
+        @app.route("/teardowns")
+        def teardowns():
+            return TEARDOWNS[-1] if TEARDOWNS else "none"
+
+        @app.route("/page")
+        def page():
+            return render_template("page.html", name="ann")
+
+        @app.route("/<lang>/about")
+        def about():
+            return f"about {g.lang}"
+
+        @app.route("/link")
+        def link():
+            from flask import url_for
+            return url_for("about")
+
+        @app.route("/session/set")
+        def session_set():
+            session["user"] = "ann"
+            return "set"
+
+        @app.route("/session/get")
+        def session_get():
+            return session.get("user", "nobody")
+
+        @app.route("/config")
+        def config():
+            return app.config["GREETING"]
+
+        @app.route("/old")
+        def old():
+            return "old"
+    """,
+    "fl/admin.py": """
+        from flask import Blueprint
+
+        from fl.reports import reports
+
+        admin = Blueprint("admin", __name__)
+
+        @admin.route("/")
+        def home():
+            return "admin v1"
+
+        @admin.cli.command("purge")
+        def purge():
+            print("purge v1")
+
+        admin.register_blueprint(reports, url_prefix="/reports")
+    """,
+    "fl/reports.py": """
+        from flask import Blueprint
+
+        reports = Blueprint("reports", __name__)
+
+        @reports.route("/")
+        def listing():
+            return "reports v1"
+    """,
+    "fl/templates/page.html": "{{ who }} {{ name|shout }} v1\n",
+})
+
+TARGET = "fl.app:app"
+PATHS = ["/", "/shout/abc", "/shout/abc/", "/tag", "/page", "/en/about", "/link", "/config",
+         "/old", "/nowhere", "/admin/", "/admin/reports/"]
+
+
+def assert_fresh(
+    served: ServedApp, paths: Iterable[str], *, target: str = TARGET, factory: bool = False
+) -> dict[str, Response]:
+    """Each path answers (status, body) as a fresh process on the same sources does."""
+    paths = list(paths)
+    expected = fresh(served.root, target, paths, factory=factory)
+    for path in paths:
+        got = served.get(path)
+        assert (got.status, got.body) == (expected[path].status, expected[path].body), path
+    return expected
+
+
+def rules(app: Any) -> list[tuple[str, str, tuple[str, ...]]]:
+    return sorted(
+        (r.rule, r.endpoint, tuple(sorted(r.methods or ()))) for r in app.url_map.iter_rules()
+    )
+
+
+def edited(files: Mapping[str, str], name: str, *pairs: tuple[str, str]) -> str:
+    text = files[name]
+    for old, new in pairs:
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+def test_routes_added_changed_and_removed(tmp_path: Path) -> None:
+    write_project(tmp_path, CLASSIC)
+    with ServedApp(tmp_path, TARGET) as served:
+        assert served.get("/tag").body == "b1"
+        views = edited(
+            CLASSIC, "fl/views.py",
+            ('@app.route("/old")\ndef old():\n    return "old"\n', ""),  # removed
+            ('@app.route("/tag")', '@app.route("/label")'),  # changed
+        ) + '\n@app.route("/new")\ndef new():\n    return "new " + g.tag\n'  # added
+        served.applied({"fl/views.py": views})
+        assert served.get("/new").body == "new b1"
+        assert served.get("/old").status == 404
+        assert_fresh(served, [*PATHS, "/new", "/label"])
+        # A body edit afterwards is patched in place and reaches the rebuilt app.
+        assert served.slot is not None
+        app = served.slot.app
+        served.applied({"fl/views.py": views.replace('"new "', '"NEW "')})
+        assert served.slot.app is app
+        assert served.get("/new").body == "NEW b1"
+
+
+def test_blueprints_new_changed_removed_and_nested(tmp_path: Path) -> None:
+    write_project(tmp_path, CLASSIC)
+    with ServedApp(tmp_path, TARGET) as served:
+        assert served.get("/admin/reports/").body == "reports v1"
+        # Changed: a blueprint's route edited and one added (its module re-executes).
+        admin = edited(CLASSIC, "fl/admin.py", ('"admin v1"', '"admin v2"')) + (
+            '\n@admin.route("/users")\ndef users():\n    return "users"\n'
+        )
+        # Nested: the inner blueprint gains a route, in the same batch.
+        reports = CLASSIC["fl/reports.py"] + (
+            '\n@reports.route("/daily")\ndef daily():\n    return "daily"\n'
+        )
+        served.applied({"fl/admin.py": admin, "fl/reports.py": reports})
+        assert served.get("/admin/users").body == "users"
+        assert served.get("/admin/reports/daily").body == "daily"
+        paths = [*PATHS, "/admin/users", "/admin/reports/daily", "/extra/"]
+        assert_fresh(served, paths)
+        # New: a blueprint in a new module, registered by the app's module.
+        app_py = CLASSIC["fl/app.py"] + (
+            "from fl.extra import extra  # noqa: E402\n"
+            'app.register_blueprint(extra, url_prefix="/extra")\n'
+        )
+        extra = (
+            "from flask import Blueprint\n\n"
+            'extra = Blueprint("extra", __name__)\n\n'
+            '@extra.route("/")\ndef home():\n    return "extra"\n'
+        )
+        served.applied({"fl/app.py": app_py, "fl/extra.py": extra})
+        assert served.get("/extra/").body == "extra"
+        # Only the reports module changes: the rest of the app is rebuilt around it.
+        served.applied({"fl/reports.py": reports.replace('"daily"', '"daily v2"')})
+        assert served.get("/admin/reports/daily").body == "daily v2"
+        # Removed: the nested blueprint, then the new one.
+        admin = edited({"a": admin}, "a", (
+            'admin.register_blueprint(reports, url_prefix="/reports")', ""
+        ))
+        served.applied({"fl/admin.py": admin})
+        assert served.get("/admin/reports/").status == 404
+        served.applied({"fl/app.py": CLASSIC["fl/app.py"]})
+        assert served.get("/extra/").body == "missing v1"
+        assert_fresh(served, paths)
+
+
+def test_hooks_handlers_processors_filters_and_url_processors(tmp_path: Path) -> None:
+    write_project(tmp_path, CLASSIC)
+    paths = ["/tag", "/teardowns", "/page", "/en/about", "/link", "/nowhere", "/config"]
+    with ServedApp(tmp_path, TARGET) as served:
+        served.get("/tag")
+        # Registrations change: the app is rebuilt from the new sources.
+        views = CLASSIC["fl/views.py"] + (
+            "\n@app.before_request\ndef second():\n    g.tag += '+2'\n"
+            "\n@app.errorhandler(405)\ndef not_allowed(error):\n    return 'nope', 405\n"
+            "\n@app.context_processor\ndef more():\n    return {'who': 'everyone'}\n"
+        )
+        served.applied({"fl/views.py": views})
+        assert served.get("/tag").body == "b1+2"
+        assert served.get("/page").body == "everyone ANN! v1"
+        assert served.get("/tag", method="POST").body == "nope"
+        assert_fresh(served, paths)
+        # Bodies change: patched in place, and the rebuilt app runs the new code.
+        assert served.slot is not None
+        app = served.slot.app
+        views = edited(
+            {"v": views}, "v",
+            ('g.tag = "b1"', 'g.tag = "b2"'), ('"a1"', '"a2"'), ('"t1"', '"t2"'),
+            ('"missing v1"', '"missing v2"'), ("'everyone'", "'earth'"),
+            ('.upper() + "!"', '.upper() + "?"'), ('g.lang = values', 'g.lang = "L-" + values'),
+            ('values["lang"] = "en"', 'values["lang"] = "fr"'), ("'nope'", "'no way'"),
+        )
+        served.applied({"fl/views.py": views})
+        assert served.slot.app is app
+        assert served.get("/tag").headers["x-after"] == "a2"
+        assert served.get("/tag").body == "b2+2"
+        assert served.get("/teardowns").body == "t2"
+        assert served.get("/page").body == "earth ANN? v1"
+        assert served.get("/link").body == "/fr/about"
+        expected = assert_fresh(served, [*paths, "/fr/about"])
+        assert expected["/nowhere"].body == "missing v2"
+        assert expected["/en/about"].body == "about L-en"
+
+
+FRESH_CLI = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+module, _, attr = sys.argv[2].partition(":")
+app = getattr(__import__(module, fromlist=[attr]), attr)
+runner = app.test_cli_runner()
+print(json.dumps({c: runner.invoke(args=c.split()).output for c in sys.argv[3:]}))
+"""
+
+
+def cli_outputs(app: Any, commands: list[str]) -> dict[str, str]:
+    runner = app.test_cli_runner()
+    return {c: runner.invoke(args=c.split()).output for c in commands}
+
+
+def fresh_cli_outputs(root: Path, target: str, commands: list[str]) -> dict[str, str]:
+    import json
+
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH_CLI, str(root), target, *commands],
+        capture_output=True, text=True, timeout=30, cwd=root, check=True,
+    )
+    outputs: dict[str, str] = json.loads(done.stdout)
+    return outputs
+
+
+def test_cli_commands(tmp_path: Path) -> None:
+    write_project(tmp_path, CLASSIC)
+    commands = ["hello", "admin purge", "bye", "admin report"]
+    with ServedApp(tmp_path, TARGET) as served:
+        assert served.slot is not None
+        assert cli_outputs(served.slot.app, ["hello"]) == {"hello": "hello v1\n"}
+        views = CLASSIC["fl/views.py"] + (
+            '\n@app.cli.command("bye")\ndef bye():\n    print("bye v1")\n'
+        )
+        admin = CLASSIC["fl/admin.py"] + (
+            '\n@admin.cli.command("report")\ndef report():\n    print("report v1")\n'
+        )
+        served.applied({"fl/views.py": views, "fl/admin.py": admin})
+        assert cli_outputs(served.slot.app, commands) == fresh_cli_outputs(
+            tmp_path, TARGET, commands
+        )
+        # Body edits reach the commands of the rebuilt app.
+        served.applied({
+            "fl/views.py": views.replace('"hello v1"', '"hello v2"'),
+            "fl/admin.py": admin.replace('"purge v1"', '"purge v2"'),
+        })
+        got = cli_outputs(served.slot.app, commands)
+        assert got["hello"] == "hello v2\n"
+        assert got["admin purge"] == "purge v2\n"
+        assert got == fresh_cli_outputs(tmp_path, TARGET, commands)
+
+
+def applied_from_outside(served: ServedApp, name: str, text: str) -> None:
+    """Write ``name`` from another process, then apply it: a file this process
+    writes itself is its data, never a dependency (see filedeps.py)."""
+    path = served.root / name
+    subprocess.run(
+        [sys.executable, "-S", "-c", "import sys; open(sys.argv[1], 'w').write(sys.argv[2])",
+         str(path), text], check=True, timeout=30,
+    )
+    result = served.reloader.apply([path])
+    assert result.outcome == "applied", (result.outcome, result.error, result.traceback)
+
+
+def test_config_converters_url_map_options_and_sessions_survive(tmp_path: Path) -> None:
+    write_project(tmp_path, CLASSIC)
+    with ServedApp(tmp_path, TARGET) as served:
+        cookie = served.get("/session/set").headers["set-cookie"].split(";")[0]
+        # The config file the app module reads: that module re-executes, the app is rebuilt.
+        applied_from_outside(served, "fl/settings.json", '{"GREETING": "howdy"}\n')
+        assert served.get("/config").body == "howdy"
+        assert served.get("/shout/abc/").body == "ABC"  # converter and strict_slashes
+        assert served.get("/session/get", headers={"Cookie": cookie}).body == "ann"
+        # A config value set in the module itself.
+        app_py = CLASSIC["fl/app.py"].replace(
+            "app.url_map.strict_slashes = False", 'app.config["GREETING"] = "hi"\n'
+            "app.url_map.strict_slashes = False"
+        )
+        served.applied({"fl/app.py": app_py})
+        assert served.get("/config").body == "hi"
+        assert served.get("/session/get", headers={"Cookie": cookie}).body == "ann"
+        assert_fresh(served, [*PATHS, "/session/get"])
+        # The converter's body edited: the rebuilt app's rules use the live class.
+        served.applied({"fl/app.py": app_py.replace("value.upper()", "value.upper() * 2")})
+        assert served.get("/shout/abc").body == "ABCABC"
+        assert_fresh(served, ["/shout/abc", "/shout/abc/"])
+
+
+def test_failed_batch_leaves_the_url_map_then_the_fix_applies(tmp_path: Path) -> None:
+    write_project(tmp_path, CLASSIC)
+    with ServedApp(tmp_path, TARGET) as served:
+        assert served.slot is not None
+        before, app = rules(served.slot.app), served.slot.app
+        answers = {p: served.get(p) for p in PATHS}
+        views = CLASSIC["fl/views.py"] + (
+            '\n@app.route("/added")\ndef added():\n    return "added"\n'
+            '\nraise RuntimeError("broken views")\n'
+        )
+        result = served.edit({"fl/views.py": views})
+        assert result.outcome == "failed"
+        assert result.error is not None
+        assert "broken views" in str(result.error)
+        assert served.slot.app is app
+        assert rules(app) == before
+        assert "added" not in app.view_functions
+        for path, answer in answers.items():
+            got = served.get(path)
+            assert (got.status, got.body) == (answer.status, answer.body), path
+        assert served.get("/added").status == 404
+        served.applied({"fl/views.py": views.replace('raise RuntimeError("broken views")', "")})
+        assert served.get("/added").body == "added"
+        assert_fresh(served, [*PATHS, "/added"])
+
+
+def test_template_edit_is_served_at_once(tmp_path: Path) -> None:
+    write_project(tmp_path, CLASSIC)
+    with ServedApp(tmp_path, TARGET) as served:
+        assert served.slot is not None
+        app = served.slot.app
+        assert served.get("/page").body == "world ANN! v1"
+        result = served.applied({"fl/templates/page.html": "{{ name|shout }} v2 {{ who }}\n"})
+        assert result.reexecuted == ()
+        assert served.slot.app is app
+        assert served.get("/page").body == "ANN! v2 world"
+        assert_fresh(served, ["/page"])
+
+
+def test_template_syntax_error_fails_the_batch(tmp_path: Path) -> None:
+    write_project(tmp_path, CLASSIC)
+    with ServedApp(tmp_path, TARGET) as served:
+        assert served.get("/page").body == "world ANN! v1"
+        broken = "line one\n{{ name ! }}\nline three\n"
+        result = served.edit({"fl/templates/page.html": broken})
+        assert result.outcome == "failed"
+        assert result.error is not None
+        assert result.error.path == tmp_path / "fl/templates/page.html"
+        assert result.error.lineno == 2
+        assert served.get("/page").body == "world ANN! v1"  # never read from disk behind it
+        served.applied({"fl/templates/page.html": broken.replace(" !", "")})
+        assert served.get("/page").body == "line one\nann\nline three"
+        assert_fresh(served, ["/page"])
+
+
+def test_template_and_python_files_apply_together(tmp_path: Path) -> None:
+    write_project(tmp_path, CLASSIC)
+    with ServedApp(tmp_path, TARGET) as served:
+        assert served.get("/page").body == "world ANN! v1"
+        # A body edit (patched) and a template, one batch.
+        views = CLASSIC["fl/views.py"].replace('name="ann"', 'name="bob"')
+        template = "{{ who }}: {{ name|shout }} v2\n"
+        served.applied({"fl/views.py": views, "fl/templates/page.html": template})
+        assert served.get("/page").body == "world: BOB! v2"
+        assert_fresh(served, ["/page"])
+        # The Python file fails: the template saved with it stays old too.
+        broken = views.replace('name="bob"', 'name="cy"') + '\nraise RuntimeError("no")\n'
+        result = served.edit({
+            "fl/views.py": broken, "fl/templates/page.html": "{{ name }} v3\n",
+        })
+        assert result.outcome == "failed"
+        assert served.get("/page").body == "world: BOB! v2"
+        # Fixing the Python file applies the template still pending with it.
+        served.applied({"fl/views.py": broken.replace('raise RuntimeError("no")', "")})
+        assert served.get("/page").body == "cy v3"
+        assert_fresh(served, ["/page"])
+
+
+SPLIT = project({
+    "sp/__init__.py": "",
+    "sp/app.py": """
+        from flask import Flask
+
+        app = Flask(__name__)
+
+        @app.route("/")
+        def index():
+            return "index"
+    """,
+    "sp/parts.py": """
+        from flask import Blueprint
+
+        parts = Blueprint("parts", __name__)
+    """,
+    "sp/part_views.py": """
+        from sp.parts import parts
+
+        @parts.route("/one")
+        def one():
+            return "one"
+    """,
+    "sp/views.py": """
+        from sp.app import app
+
+        @app.route("/hello")
+        def hello():
+            return "hello"
+    """,
+    "sp/wsgi.py": """
+        from sp.app import app
+        import sp.views  # noqa: F401
+        import sp.part_views  # noqa: F401
+        from sp.parts import parts
+
+        app.register_blueprint(parts, url_prefix="/parts")
+    """,
+})
+
+
+def test_modules_registering_on_an_app_or_blueprint_defined_elsewhere(tmp_path: Path) -> None:
+    """views.py registers on the app of app.py (no import cycle); part_views.py on a
+    blueprint of parts.py. Re-executing them alone would register on the live objects."""
+    write_project(tmp_path, SPLIT)
+    target = "sp.wsgi:app"
+    with ServedApp(tmp_path, target) as served:
+        assert served.get("/hello").body == "hello"
+        assert served.get("/parts/one").body == "one"
+        views = SPLIT["sp/views.py"] + '\n@app.route("/added")\ndef added():\n    return "a"\n'
+        part_views = SPLIT["sp/part_views.py"] + (
+            '\n@parts.route("/two")\ndef two():\n    return "two"\n'
+        )
+        result = served.applied({"sp/views.py": views, "sp/part_views.py": part_views})
+        assert {"sp.app", "sp.parts", "sp.wsgi"} <= set(result.reexecuted)
+        assert served.get("/added").body == "a"
+        assert served.get("/parts/two").body == "two"
+        assert_fresh(served, ["/", "/hello", "/added", "/parts/one", "/parts/two"], target=target)
+        # A route removed from the blueprint's other module.
+        served.applied({"sp/part_views.py": SPLIT["sp/part_views.py"]})
+        assert served.get("/parts/two").status == 404
+        assert_fresh(served, ["/parts/one", "/parts/two"], target=target)
+
+
+FACTORY = project({
+    "fac/__init__.py": "",
+    "fac/bp.py": """
+        from flask import Blueprint
+
+        bp = Blueprint("bp", __name__)
+
+        @bp.route("/bp")
+        def in_bp():
+            return "bp v1"
+    """,
+    "fac/app.py": """
+        from flask import Flask
+
+        def create_app():
+            app = Flask(__name__)
+
+            @app.route("/")
+            def index():
+                return "index v1"
+
+            from fac.bp import bp
+            app.register_blueprint(bp)
+            return app
+    """,
+    "fac/wsgi.py": """
+        from fac.app import create_app
+
+        app = create_app()
+    """,
+})
+
+
+@pytest.mark.parametrize(("target", "factory"), [
+    ("fac.app:create_app", True), ("fac.wsgi:app", False),
+])
+def test_views_inside_an_app_factory(tmp_path: Path, target: str, factory: bool) -> None:
+    write_project(tmp_path, FACTORY)
+    paths = ["/", "/bp", "/added"]
+    with ServedApp(tmp_path, target, factory=factory) as served:
+        assert served.get("/").body == "index v1"
+        # A view's body inside the factory.
+        factory_py = FACTORY["fac/app.py"].replace("index v1", "index v2")
+        served.applied({"fac/app.py": factory_py})
+        assert served.get("/").body == "index v2"
+        # A route added inside the factory.
+        served.applied({"fac/app.py": edited({"f": factory_py}, "f", (
+            "    return app",
+            '    @app.route("/added")\n    def added():\n        return "added"\n\n    return app',
+        ))})
+        assert served.get("/added").body == "added"
+        served.applied({"fac/bp.py": FACTORY["fac/bp.py"].replace("bp v1", "bp v2")})
+        assert served.get("/bp").body == "bp v2"
+        assert_fresh(served, paths, target=target, factory=factory)
