@@ -11,13 +11,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from webapp import Response, ServedApp, fresh, write_project
+from webapp import DEADLINE_S, Response, ServedApp, fresh, write_project
 
 
 def project(files: Mapping[str, str]) -> dict[str, str]:
@@ -430,6 +431,10 @@ def test_template_edit_is_served_at_once(tmp_path: Path) -> None:
         assert served.slot.app is app
         assert served.get("/page").body == "ANN! v2 world"
         assert_fresh(served, ["/page"])
+        # Deleted: rendering it fails from now on, as it would in a fresh process.
+        served.applied({"fl/templates/page.html": None})
+        assert served.get("/page").status == 500
+        assert_fresh(served, ["/page"])
 
 
 def test_template_syntax_error_fails_the_batch(tmp_path: Path) -> None:
@@ -466,9 +471,27 @@ def test_template_and_python_files_apply_together(tmp_path: Path) -> None:
         assert result.outcome == "failed"
         assert served.get("/page").body == "world: BOB! v2"
         # Fixing the Python file applies the template still pending with it.
-        served.applied({"fl/views.py": broken.replace('raise RuntimeError("no")', "")})
+        fixed = broken.replace('raise RuntimeError("no")', "")
+        served.applied({"fl/views.py": fixed})
         assert served.get("/page").body == "cy v3"
+        # A template with a batch that rebuilds the app: the new app serves it.
+        served.applied({
+            "fl/views.py": fixed + "\nSTAMP = 4\n", "fl/templates/page.html": "{{ who }} v4\n",
+        })
+        assert served.get("/page").body == "world v4"
         assert_fresh(served, ["/page"])
+
+
+def test_the_watcher_reports_template_edits(tmp_path: Path) -> None:
+    write_project(tmp_path, CLASSIC)
+    with ServedApp(tmp_path, TARGET) as served:
+        assert served.get("/page").body == "world ANN! v1"
+        served.reloader.start()  # watches the roots from a thread, as hotmod serve does
+        (tmp_path / "fl/templates/page.html").write_text("watched\n", encoding="utf-8")
+        deadline = time.monotonic() + DEADLINE_S
+        while served.get("/page").body != "watched":
+            assert time.monotonic() < deadline, "the template edit was never applied"
+            time.sleep(0.02)
 
 
 SPLIT = project({
@@ -589,3 +612,89 @@ def test_views_inside_an_app_factory(tmp_path: Path, target: str, factory: bool)
         served.applied({"fac/bp.py": FACTORY["fac/bp.py"].replace("bp v1", "bp v2")})
         assert served.get("/bp").body == "bp v2"
         assert_fresh(served, paths, target=target, factory=factory)
+
+
+EXTRAS = project({
+    "cb/__init__.py": "",
+    "cb/ext.py": """
+        class Stamp:
+            def init_app(self, app):
+                app.extensions["stamp"] = self
+                app.after_request(self.add_header)
+
+            def add_header(self, response):
+                response.headers["X-Stamp"] = "stamp v1"
+                return response
+
+        stamp = Stamp()
+    """,
+    "cb/shop.py": """
+        from flask import Blueprint, render_template
+
+        shop = Blueprint("shop", __name__, template_folder="shop_templates")
+
+        @shop.app_template_filter("price")
+        def price(value):
+            return f"${value}"
+
+        @shop.app_template_global()
+        def shop_name():
+            return "shop v1"
+
+        @shop.route("/")
+        def front():
+            return render_template("shop/front.html", cost=3)
+    """,
+    "cb/shop_templates/shop/front.html": "{{ shop_name() }} {{ cost|price }} v1",
+    "cb/app.py": """
+        from flask import Flask
+        from flask.views import MethodView, View
+
+        from cb.ext import stamp
+        from cb.shop import shop
+
+        class Items(MethodView):
+            def get(self):
+                return "items v1"
+
+        class Hello(View):
+            init_every_request = False
+
+            def dispatch_request(self):
+                return "hello v1"
+
+        app = Flask(__name__)
+        stamp.init_app(app)
+        app.add_url_rule("/items", view_func=Items.as_view("items"))
+        app.add_url_rule("/hello", view_func=Hello.as_view("hello"))
+        app.register_blueprint(shop, url_prefix="/shop")
+    """,
+})
+
+
+def test_class_views_extensions_and_blueprint_templates(tmp_path: Path) -> None:
+    write_project(tmp_path, EXTRAS)
+    target, paths = "cb.app:app", ["/items", "/hello", "/shop/"]
+    with ServedApp(tmp_path, target) as served:
+        assert served.get("/shop/").body == "shop v1 $3 v1"
+        # The app's module re-executes: a new app, the kept extension initialised on it.
+        app_py = EXTRAS["cb/app.py"] + "\nVERSION = 2\n"
+        served.applied({"cb/app.py": app_py})
+        assert served.get("/items").headers["x-stamp"] == "stamp v1"
+        # Method bodies, an extension's hook, a blueprint's filter and global: patched,
+        # and the rebuilt app runs them; a template of the blueprint's folder with them.
+        assert served.slot is not None
+        app = served.slot.app
+        served.applied({
+            "cb/app.py": app_py.replace("items v1", "items v2").replace("hello v1", "hello v2"),
+            "cb/ext.py": EXTRAS["cb/ext.py"].replace("stamp v1", "stamp v2"),
+            "cb/shop.py": EXTRAS["cb/shop.py"].replace("shop v1", "shop v2").replace(
+                'f"${value}"', 'f"{value} EUR"'),
+            "cb/shop_templates/shop/front.html": "{{ shop_name() }}: {{ cost|price }} v2",
+        })
+        assert served.slot.app is app
+        assert served.get("/items").body == "items v2"
+        assert served.get("/hello").body == "hello v2"
+        assert served.get("/shop/").body == "shop v2: 3 EUR v2"
+        assert served.get("/hello").headers["x-stamp"] == "stamp v2"
+        assert_fresh(served, paths, target=target)

@@ -41,6 +41,7 @@ import types
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from .. import _compat
 from .slot import adopt_attributes
 from .templates import TemplateParticipant
 
@@ -113,9 +114,7 @@ class FlaskFramework:
         """Point every registry of the staged-built ``app`` at the live functions."""
         adopt_attributes(batch, app)  # view_functions, error handlers, hooks, processors
         for view in app.view_functions.values():
-            view_class = getattr(view, "view_class", None)  # View.as_view
-            if view_class is not None:
-                view.view_class = batch.live(view_class)
+            _adopt_class_view(batch, view)
         env = app.__dict__.get("jinja_env")  # made on first use (a template filter)
         if env is not None:
             for registry in (env.filters, env.globals, env.tests):
@@ -142,6 +141,22 @@ class FlaskFramework:
 def disable_auto_reload(app: Any) -> None:
     """Jinja must not re-read templates from disk behind a transaction's back."""
     app.jinja_env.auto_reload = False
+
+
+def _adopt_class_view(batch: Batch, view: Any) -> None:
+    """A ``View.as_view`` function: its class, and the instance it may keep, become live."""
+    view_class = getattr(view, "view_class", None)
+    if view_class is None:
+        return
+    view.view_class = batch.live(view_class)
+    for cell in getattr(view, "__closure__", None) or ():
+        filled, value = _compat.cell_value(cell)
+        if filled and type(value) is not types.FunctionType:
+            # The class (remapped) or the instance kept when init_every_request
+            # is False (its class set to the live one, in place).
+            mapped = batch.live(value)
+            if mapped is not value:
+                _compat.set_cell(cell, mapped)
 
 
 def _adopt_commands(batch: Batch, group: Any) -> None:

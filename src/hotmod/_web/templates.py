@@ -90,20 +90,21 @@ class TemplateParticipant(BaseParticipant):
 
         env = self.slot.app.jinja_env
         staged: list[tuple[str, Any]] = []
-        for path, name in changed:
+        for name in dict.fromkeys(name for _, name in changed):
+            # What the loader serves for that name now: the changed file, or another
+            # folder's file of that name (one shadows the other, or one was deleted).
             try:
                 source, filename, _ = env.loader.get_source(env, name)
             except TemplateNotFound:
-                staged.append((name, None))  # deleted: rendering it fails, as at start-up
+                staged.append((name, None))  # gone: rendering it fails, as at start-up
                 continue
-            if filename is None or Path(os.path.abspath(filename)) != path:
-                continue  # another folder's file of that name is the one served
             try:
                 code = env.compile(source, name, filename)
             except TemplateSyntaxError as exc:
                 raise ReloadError(
                     f"TemplateSyntaxError: {exc.message} ({name}, line {exc.lineno})",
-                    path=path, lineno=exc.lineno, phase="stage",
+                    path=Path(filename) if filename else None, lineno=exc.lineno,
+                    phase="stage",
                 ) from exc
             staged.append((name, env.template_class.from_code(
                 env, code, env.make_globals(None), None
