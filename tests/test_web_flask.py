@@ -44,6 +44,7 @@ CLASSIC = project({
 
         app = Flask(__name__)
         app.config["SECRET_KEY"] = "s3cret"
+        app.config["TEMPLATES_AUTO_RELOAD"] = True  # hotmod turns Jinja's own reload off
         app.config.from_file("settings.json", load=json.load)
         app.url_map.strict_slashes = False
         app.url_map.converters["upper"] = UpperConverter
@@ -524,8 +525,27 @@ SPLIT = project({
         def hello():
             return "hello"
     """,
+    "sp/helpers.py": """
+        def add_routes(app):
+            @app.route("/helped")
+            def helped():
+                return "helped v1"
+    """,
+    "sp/late.py": """
+        from sp.app import app
+        from sp.helpers import add_routes
+
+        def register():
+            @app.route("/late")
+            def late():
+                return "late v1"
+
+        register()
+        add_routes(app)
+    """,
     "sp/wsgi.py": """
         from sp.app import app
+        import sp.late  # noqa: F401
         import sp.views  # noqa: F401
         import sp.part_views  # noqa: F401
         from sp.parts import parts
@@ -556,6 +576,31 @@ def test_modules_registering_on_an_app_or_blueprint_defined_elsewhere(tmp_path: 
         served.applied({"sp/part_views.py": SPLIT["sp/part_views.py"]})
         assert served.get("/parts/two").status == 404
         assert_fresh(served, ["/parts/one", "/parts/two"], target=target)
+
+
+def test_body_edits_of_functions_that_register_at_import(tmp_path: Path) -> None:
+    """Only a function body changes, but import-time code runs it: the module (or the
+    importer calling it) re-executes, onto a new app, and the new routes are served."""
+    write_project(tmp_path, SPLIT)
+    target = "sp.wsgi:app"
+    paths = ["/late", "/later", "/helped", "/helper", "/hello"]
+    with ServedApp(tmp_path, target) as served:
+        assert served.get("/late").body == "late v1"
+        late = edited(SPLIT, "sp/late.py", (
+            '        return "late v1"\n',
+            '        return "late v2"\n\n    @app.route("/later")\n'
+            '    def later():\n        return "later"\n',
+        ))
+        helpers = edited(SPLIT, "sp/helpers.py", (
+            '        return "helped v1"\n',
+            '        return "helped v2"\n\n    @app.route("/helper")\n'
+            '    def helper():\n        return "helper"\n',
+        ))
+        served.applied({"sp/late.py": late})
+        assert served.get("/later").body == "later"
+        served.applied({"sp/helpers.py": helpers})
+        assert served.get("/helper").body == "helper"
+        assert_fresh(served, paths, target=target)
 
 
 FACTORY = project({

@@ -35,6 +35,7 @@ and the commit swaps the new app in under the gate. What this adapter adds:
 
 from __future__ import annotations
 
+import ast
 import logging
 import sys
 import types
@@ -84,14 +85,18 @@ class FlaskFramework:
 
     # -- prepare ------------------------------------------------------------------------
     def prepare(self, batch: Batch, slot: AppSlot) -> None:
-        if not batch.plan.reexec:
-            return  # body edits only: the live app keeps running, patched
         graph = batch.graph
-        owner = _owner(slot.app, None, graph.records)
-        if owner is not None:
-            batch.require(owner, f"builds the served Flask app ({slot.target})")
+        running = set(batch.plan.reexec)
+        if running:
+            owner = _owner(slot.app, None, graph.records)
+            if owner is not None:
+                batch.require(owner, f"builds the served Flask app ({slot.target})")
+        else:
+            running = _reruns(batch)
+            if not running:
+                return  # body edits only: the live app keeps running, patched
         required = set(batch.plan.reexec)
-        may_run = _closure(batch, set(batch.plan.reexec) | set(batch.plan.changes))
+        may_run = _closure(batch, running | set(batch.plan.changes))
         examined: set[str] = set()
         while True:
             found: list[tuple[str, str, str]] = []
@@ -186,6 +191,53 @@ def _info(batch: Batch, module: str) -> ModuleInfo | None:
         return change.info if change.tree is not None else None
     record = batch.graph.records.get(module)
     return record.info if record is not None else None
+
+
+def _reruns(batch: Batch) -> set[str]:
+    """Modules a body-only batch will re-execute while staging, that register on Flask
+    objects of other modules (which must then be rebuilt first).
+
+    The stager re-executes a module whose import-time code calls a function whose
+    body changed (``register()`` at its top level), and an importer that calls one
+    (``add_routes(app)``); it decides so after ``prepare``. The same question is
+    asked here of the modules that register on another module's Flask object only.
+    """
+    graph = batch.graph
+    found: set[str] = set()
+    for module in batch.plan.candidates:
+        change = batch.plan.changes.get(module)
+        record = graph.records.get(module)
+        if change is None or change.tree is None or record is None:
+            continue
+        registers = any(True for _ in _registers_on(module, change.info, graph.records))
+        importers = {
+            i for i in graph.importers(module)
+            if any(True for _ in _registers_on(i, _info(batch, i), graph.records))
+        }
+        if not registers and not importers:
+            continue
+        changed = _changed_tops(record.tree if change.statements is None else None, change)
+        if registers and changed & {s.split(".")[0] for s in change.info.reached_scopes}:
+            found.add(module)
+        for importer in importers:
+            info = _info(batch, importer)
+            if info is not None and info.uses(module, set(), changed):
+                found.add(importer)
+    return found
+
+
+def _changed_tops(old: ast.Module | None, change: Any) -> set[str]:
+    """Top-level functions and classes whose statements differ in ``change``."""
+    if old is None:
+        return set(change.statements)  # the quick path re-parsed exactly those
+    before = {s.name: ast.dump(s) for s in old.body if isinstance(s, _DEFS)}
+    return {
+        s.name for s in change.tree.body
+        if isinstance(s, _DEFS) and before.get(s.name) != ast.dump(s)
+    }
+
+
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 def _closure(batch: Batch, modules: set[str]) -> set[str]:
