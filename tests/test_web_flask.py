@@ -196,6 +196,23 @@ def rules(app: Any) -> list[tuple[str, str, tuple[str, ...]]]:
     )
 
 
+REGISTRIES = (
+    "view_functions", "error_handler_spec", "before_request_funcs", "after_request_funcs",
+    "teardown_request_funcs", "template_context_processors", "url_value_preprocessors",
+    "url_default_functions", "blueprints", "extensions",
+)
+
+
+def registrations(app: Any) -> dict[str, str]:
+    """What the app keeps, by identity (reprs name the objects' addresses)."""
+    found = {name: repr(getattr(app, name)) for name in REGISTRIES}
+    found["filters"] = repr(app.jinja_env.filters)
+    found["commands"] = repr(app.cli.commands)
+    for name, blueprint in app.blueprints.items():
+        found[f"deferred {name}"] = repr(blueprint.deferred_functions)
+    return found
+
+
 def edited(files: Mapping[str, str], name: str, *pairs: tuple[str, str]) -> str:
     text = files[name]
     for old, new in pairs:
@@ -401,16 +418,20 @@ def test_failed_batch_leaves_the_url_map_then_the_fix_applies(tmp_path: Path) ->
         assert served.slot is not None
         before, app = rules(served.slot.app), served.slot.app
         answers = {p: served.get(p) for p in PATHS}
+        kept = registrations(app)
         views = CLASSIC["fl/views.py"] + (
             '\n@app.route("/added")\ndef added():\n    return "added"\n'
             '\nraise RuntimeError("broken views")\n'
         )
-        result = served.edit({"fl/views.py": views})
+        # The blueprint's module changes too: its registrations fail with the batch.
+        admin = CLASSIC["fl/admin.py"] + '\n@admin.route("/more")\ndef more():\n    return "m"\n'
+        result = served.edit({"fl/views.py": views, "fl/admin.py": admin})
         assert result.outcome == "failed"
         assert result.error is not None
         assert "broken views" in str(result.error)
         assert served.slot.app is app
         assert rules(app) == before
+        assert registrations(app) == kept
         assert "added" not in app.view_functions
         for path, answer in answers.items():
             got = served.get(path)
@@ -418,7 +439,8 @@ def test_failed_batch_leaves_the_url_map_then_the_fix_applies(tmp_path: Path) ->
         assert served.get("/added").status == 404
         served.applied({"fl/views.py": views.replace('raise RuntimeError("broken views")', "")})
         assert served.get("/added").body == "added"
-        assert_fresh(served, [*PATHS, "/added"])
+        assert served.get("/admin/more").body == "m"  # pending with it, applied with the fix
+        assert_fresh(served, [*PATHS, "/added", "/admin/more"])
 
 
 def test_template_edit_is_served_at_once(tmp_path: Path) -> None:

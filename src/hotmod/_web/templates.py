@@ -43,7 +43,7 @@ class TemplateParticipant(BaseParticipant):
 
     def __init__(self, slot: AppSlot) -> None:
         self.slot = slot
-        self._changed: dict[int, list[tuple[Path, str]]] = {}  # id(batch) -> (path, name)
+        self._changed: dict[int, list[str]] = {}  # id(batch) -> changed template names
         self._staged: dict[int, list[tuple[str, Any]]] = {}  # id(batch) -> (name, template)
         self._folders: tuple[tuple[int, int], list[Path]] = ((0, -1), [])
 
@@ -57,9 +57,10 @@ class TemplateParticipant(BaseParticipant):
         found: list[Path] = []
         for loader in loaders:
             for folder in getattr(loader, "searchpath", ()):
-                path = Path(os.path.abspath(folder))
-                if path not in found:
-                    found.append(path)
+                # Both spellings: the watcher reports resolved paths.
+                for path in (Path(os.path.abspath(folder)), Path(os.path.realpath(folder))):
+                    if path not in found:
+                        found.append(path)
         self._folders = (key, found)
         return found
 
@@ -77,7 +78,8 @@ class TemplateParticipant(BaseParticipant):
                 continue
             if path not in batch.claimed:
                 batch.claim(path, self.name)
-            changed.append((path, name))
+            if name not in changed:
+                changed.append(name)
         if changed:
             self._changed[id(batch)] = changed
 
@@ -90,7 +92,7 @@ class TemplateParticipant(BaseParticipant):
 
         env = self.slot.app.jinja_env
         staged: list[tuple[str, Any]] = []
-        for name in dict.fromkeys(name for _, name in changed):
+        for name in changed:
             # What the loader serves for that name now: the changed file, or another
             # folder's file of that name (one shadows the other, or one was deleted).
             try:
