@@ -12,7 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +178,14 @@ PATHS = ["/", "/shout/abc", "/shout/abc/", "/tag", "/page", "/en/about", "/link"
          "/old", "/nowhere", "/admin/", "/admin/reports/"]
 
 
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[ServedApp]:
+    """The classic project, served."""
+    write_project(tmp_path, CLASSIC)
+    with ServedApp(tmp_path, TARGET) as app:
+        yield app
+
+
 def assert_fresh(
     served: ServedApp, paths: Iterable[str], *, target: str = TARGET, factory: bool = False
 ) -> dict[str, Response]:
@@ -221,106 +229,100 @@ def edited(files: Mapping[str, str], name: str, *pairs: tuple[str, str]) -> str:
     return text
 
 
-def test_routes_added_changed_and_removed(tmp_path: Path) -> None:
-    write_project(tmp_path, CLASSIC)
-    with ServedApp(tmp_path, TARGET) as served:
-        assert served.get("/tag").body == "b1"
-        views = edited(
-            CLASSIC, "fl/views.py",
-            ('@app.route("/old")\ndef old():\n    return "old"\n', ""),  # removed
-            ('@app.route("/tag")', '@app.route("/label")'),  # changed
-        ) + '\n@app.route("/new")\ndef new():\n    return "new " + g.tag\n'  # added
-        served.applied({"fl/views.py": views})
-        assert served.get("/new").body == "new b1"
-        assert served.get("/old").status == 404
-        assert_fresh(served, [*PATHS, "/new", "/label"])
-        # A body edit afterwards is patched in place and reaches the rebuilt app.
-        assert served.slot is not None
-        app = served.slot.app
-        served.applied({"fl/views.py": views.replace('"new "', '"NEW "')})
-        assert served.slot.app is app
-        assert served.get("/new").body == "NEW b1"
+def test_routes_added_changed_and_removed(served: ServedApp) -> None:
+    assert served.get("/tag").body == "b1"
+    views = edited(
+        CLASSIC, "fl/views.py",
+        ('@app.route("/old")\ndef old():\n    return "old"\n', ""),  # removed
+        ('@app.route("/tag")', '@app.route("/label")'),  # changed
+    ) + '\n@app.route("/new")\ndef new():\n    return "new " + g.tag\n'  # added
+    served.applied({"fl/views.py": views})
+    assert served.get("/new").body == "new b1"
+    assert served.get("/old").status == 404
+    assert_fresh(served, [*PATHS, "/new", "/label"])
+    # A body edit afterwards is patched in place and reaches the rebuilt app.
+    assert served.slot is not None
+    app = served.slot.app
+    served.applied({"fl/views.py": views.replace('"new "', '"NEW "')})
+    assert served.slot.app is app
+    assert served.get("/new").body == "NEW b1"
 
 
-def test_blueprints_new_changed_removed_and_nested(tmp_path: Path) -> None:
-    write_project(tmp_path, CLASSIC)
-    with ServedApp(tmp_path, TARGET) as served:
-        assert served.get("/admin/reports/").body == "reports v1"
-        # Changed: a blueprint's route edited and one added (its module re-executes).
-        admin = edited(CLASSIC, "fl/admin.py", ('"admin v1"', '"admin v2"')) + (
-            '\n@admin.route("/users")\ndef users():\n    return "users"\n'
-        )
-        # Nested: the inner blueprint gains a route, in the same batch.
-        reports = CLASSIC["fl/reports.py"] + (
-            '\n@reports.route("/daily")\ndef daily():\n    return "daily"\n'
-        )
-        served.applied({"fl/admin.py": admin, "fl/reports.py": reports})
-        assert served.get("/admin/users").body == "users"
-        assert served.get("/admin/reports/daily").body == "daily"
-        paths = [*PATHS, "/admin/users", "/admin/reports/daily", "/extra/"]
-        assert_fresh(served, paths)
-        # New: a blueprint in a new module, registered by the app's module.
-        app_py = CLASSIC["fl/app.py"] + (
-            "from fl.extra import extra  # noqa: E402\n"
-            'app.register_blueprint(extra, url_prefix="/extra")\n'
-        )
-        extra = (
-            "from flask import Blueprint\n\n"
-            'extra = Blueprint("extra", __name__)\n\n'
-            '@extra.route("/")\ndef home():\n    return "extra"\n'
-        )
-        served.applied({"fl/app.py": app_py, "fl/extra.py": extra})
-        assert served.get("/extra/").body == "extra"
-        # Only the reports module changes: the rest of the app is rebuilt around it.
-        served.applied({"fl/reports.py": reports.replace('"daily"', '"daily v2"')})
-        assert served.get("/admin/reports/daily").body == "daily v2"
-        # Removed: the nested blueprint, then the new one.
-        admin = edited({"a": admin}, "a", (
-            'admin.register_blueprint(reports, url_prefix="/reports")', ""
-        ))
-        served.applied({"fl/admin.py": admin})
-        assert served.get("/admin/reports/").status == 404
-        served.applied({"fl/app.py": CLASSIC["fl/app.py"]})
-        assert served.get("/extra/").body == "missing v1"
-        assert_fresh(served, paths)
+def test_blueprints_new_changed_removed_and_nested(served: ServedApp) -> None:
+    assert served.get("/admin/reports/").body == "reports v1"
+    # Changed: a blueprint's route edited and one added (its module re-executes).
+    admin = edited(CLASSIC, "fl/admin.py", ('"admin v1"', '"admin v2"')) + (
+        '\n@admin.route("/users")\ndef users():\n    return "users"\n'
+    )
+    # Nested: the inner blueprint gains a route, in the same batch.
+    reports = CLASSIC["fl/reports.py"] + (
+        '\n@reports.route("/daily")\ndef daily():\n    return "daily"\n'
+    )
+    served.applied({"fl/admin.py": admin, "fl/reports.py": reports})
+    assert served.get("/admin/users").body == "users"
+    assert served.get("/admin/reports/daily").body == "daily"
+    paths = [*PATHS, "/admin/users", "/admin/reports/daily", "/extra/"]
+    assert_fresh(served, paths)
+    # New: a blueprint in a new module, registered by the app's module.
+    app_py = CLASSIC["fl/app.py"] + (
+        "from fl.extra import extra  # noqa: E402\n"
+        'app.register_blueprint(extra, url_prefix="/extra")\n'
+    )
+    extra = (
+        "from flask import Blueprint\n\n"
+        'extra = Blueprint("extra", __name__)\n\n'
+        '@extra.route("/")\ndef home():\n    return "extra"\n'
+    )
+    served.applied({"fl/app.py": app_py, "fl/extra.py": extra})
+    assert served.get("/extra/").body == "extra"
+    # Only the reports module changes: the rest of the app is rebuilt around it.
+    served.applied({"fl/reports.py": reports.replace('"daily"', '"daily v2"')})
+    assert served.get("/admin/reports/daily").body == "daily v2"
+    # Removed: the nested blueprint, then the new one.
+    admin = edited({"a": admin}, "a", (
+        'admin.register_blueprint(reports, url_prefix="/reports")', ""
+    ))
+    served.applied({"fl/admin.py": admin})
+    assert served.get("/admin/reports/").status == 404
+    served.applied({"fl/app.py": CLASSIC["fl/app.py"]})
+    assert served.get("/extra/").body == "missing v1"
+    assert_fresh(served, paths)
 
 
-def test_hooks_handlers_processors_filters_and_url_processors(tmp_path: Path) -> None:
-    write_project(tmp_path, CLASSIC)
+def test_hooks_handlers_processors_filters_and_url_processors(served: ServedApp) -> None:
     paths = ["/tag", "/teardowns", "/page", "/en/about", "/link", "/nowhere", "/config"]
-    with ServedApp(tmp_path, TARGET) as served:
-        served.get("/tag")
-        # Registrations change: the app is rebuilt from the new sources.
-        views = CLASSIC["fl/views.py"] + (
-            "\n@app.before_request\ndef second():\n    g.tag += '+2'\n"
-            "\n@app.errorhandler(405)\ndef not_allowed(error):\n    return 'nope', 405\n"
-            "\n@app.context_processor\ndef more():\n    return {'who': 'everyone'}\n"
-        )
-        served.applied({"fl/views.py": views})
-        assert served.get("/tag").body == "b1+2"
-        assert served.get("/page").body == "everyone ANN! v1"
-        assert served.get("/tag", method="POST").body == "nope"
-        assert_fresh(served, paths)
-        # Bodies change: patched in place, and the rebuilt app runs the new code.
-        assert served.slot is not None
-        app = served.slot.app
-        views = edited(
-            {"v": views}, "v",
-            ('g.tag = "b1"', 'g.tag = "b2"'), ('"a1"', '"a2"'), ('"t1"', '"t2"'),
-            ('"missing v1"', '"missing v2"'), ("'everyone'", "'earth'"),
-            ('.upper() + "!"', '.upper() + "?"'), ('g.lang = values', 'g.lang = "L-" + values'),
-            ('values["lang"] = "en"', 'values["lang"] = "fr"'), ("'nope'", "'no way'"),
-        )
-        served.applied({"fl/views.py": views})
-        assert served.slot.app is app
-        assert served.get("/tag").headers["x-after"] == "a2"
-        assert served.get("/tag").body == "b2+2"
-        assert served.get("/teardowns").body == "t2"
-        assert served.get("/page").body == "earth ANN? v1"
-        assert served.get("/link").body == "/fr/about"
-        expected = assert_fresh(served, [*paths, "/fr/about"])
-        assert expected["/nowhere"].body == "missing v2"
-        assert expected["/en/about"].body == "about L-en"
+    served.get("/tag")
+    # Registrations change: the app is rebuilt from the new sources.
+    views = CLASSIC["fl/views.py"] + (
+        "\n@app.before_request\ndef second():\n    g.tag += '+2'\n"
+        "\n@app.errorhandler(405)\ndef not_allowed(error):\n    return 'nope', 405\n"
+        "\n@app.context_processor\ndef more():\n    return {'who': 'everyone'}\n"
+    )
+    served.applied({"fl/views.py": views})
+    assert served.get("/tag").body == "b1+2"
+    assert served.get("/page").body == "everyone ANN! v1"
+    assert served.get("/tag", method="POST").body == "nope"
+    assert_fresh(served, paths)
+    # Bodies change: patched in place, and the rebuilt app runs the new code.
+    assert served.slot is not None
+    app = served.slot.app
+    views = edited(
+        {"v": views}, "v",
+        ('g.tag = "b1"', 'g.tag = "b2"'), ('"a1"', '"a2"'), ('"t1"', '"t2"'),
+        ('"missing v1"', '"missing v2"'), ("'everyone'", "'earth'"),
+        ('.upper() + "!"', '.upper() + "?"'), ('g.lang = values', 'g.lang = "L-" + values'),
+        ('values["lang"] = "en"', 'values["lang"] = "fr"'), ("'nope'", "'no way'"),
+    )
+    served.applied({"fl/views.py": views})
+    assert served.slot.app is app
+    assert served.get("/tag").headers["x-after"] == "a2"
+    assert served.get("/tag").body == "b2+2"
+    assert served.get("/teardowns").body == "t2"
+    assert served.get("/page").body == "earth ANN? v1"
+    assert served.get("/link").body == "/fr/about"
+    expected = assert_fresh(served, [*paths, "/fr/about"])
+    assert expected["/nowhere"].body == "missing v2"
+    assert expected["/en/about"].body == "about L-en"
 
 
 FRESH_CLI = """
@@ -349,31 +351,29 @@ def fresh_cli_outputs(root: Path, target: str, commands: list[str]) -> dict[str,
     return outputs
 
 
-def test_cli_commands(tmp_path: Path) -> None:
-    write_project(tmp_path, CLASSIC)
+def test_cli_commands(served: ServedApp) -> None:
     commands = ["hello", "admin purge", "bye", "admin report"]
-    with ServedApp(tmp_path, TARGET) as served:
-        assert served.slot is not None
-        assert cli_outputs(served.slot.app, ["hello"]) == {"hello": "hello v1\n"}
-        views = CLASSIC["fl/views.py"] + (
-            '\n@app.cli.command("bye")\ndef bye():\n    print("bye v1")\n'
-        )
-        admin = CLASSIC["fl/admin.py"] + (
-            '\n@admin.cli.command("report")\ndef report():\n    print("report v1")\n'
-        )
-        served.applied({"fl/views.py": views, "fl/admin.py": admin})
-        assert cli_outputs(served.slot.app, commands) == fresh_cli_outputs(
-            tmp_path, TARGET, commands
-        )
-        # Body edits reach the commands of the rebuilt app.
-        served.applied({
-            "fl/views.py": views.replace('"hello v1"', '"hello v2"'),
-            "fl/admin.py": admin.replace('"purge v1"', '"purge v2"'),
-        })
-        got = cli_outputs(served.slot.app, commands)
-        assert got["hello"] == "hello v2\n"
-        assert got["admin purge"] == "purge v2\n"
-        assert got == fresh_cli_outputs(tmp_path, TARGET, commands)
+    assert served.slot is not None
+    assert cli_outputs(served.slot.app, ["hello"]) == {"hello": "hello v1\n"}
+    views = CLASSIC["fl/views.py"] + (
+        '\n@app.cli.command("bye")\ndef bye():\n    print("bye v1")\n'
+    )
+    admin = CLASSIC["fl/admin.py"] + (
+        '\n@admin.cli.command("report")\ndef report():\n    print("report v1")\n'
+    )
+    served.applied({"fl/views.py": views, "fl/admin.py": admin})
+    assert cli_outputs(served.slot.app, commands) == fresh_cli_outputs(
+        served.root, TARGET, commands
+    )
+    # Body edits reach the commands of the rebuilt app.
+    served.applied({
+        "fl/views.py": views.replace('"hello v1"', '"hello v2"'),
+        "fl/admin.py": admin.replace('"purge v1"', '"purge v2"'),
+    })
+    got = cli_outputs(served.slot.app, commands)
+    assert got["hello"] == "hello v2\n"
+    assert got["admin purge"] == "purge v2\n"
+    assert got == fresh_cli_outputs(served.root, TARGET, commands)
 
 
 def applied_from_outside(served: ServedApp, name: str, text: str) -> None:
@@ -388,133 +388,121 @@ def applied_from_outside(served: ServedApp, name: str, text: str) -> None:
     assert result.outcome == "applied", (result.outcome, result.error, result.traceback)
 
 
-def test_config_converters_url_map_options_and_sessions_survive(tmp_path: Path) -> None:
-    write_project(tmp_path, CLASSIC)
-    with ServedApp(tmp_path, TARGET) as served:
-        cookie = served.get("/session/set").headers["set-cookie"].split(";")[0]
-        # The config file the app module reads: that module re-executes, the app is rebuilt.
-        applied_from_outside(served, "fl/settings.json", '{"GREETING": "howdy"}\n')
-        assert served.get("/config").body == "howdy"
-        assert served.get("/shout/abc/").body == "ABC"  # converter and strict_slashes
-        assert served.get("/session/get", headers={"Cookie": cookie}).body == "ann"
-        # A config value set in the module itself.
-        app_py = CLASSIC["fl/app.py"].replace(
-            "app.url_map.strict_slashes = False", 'app.config["GREETING"] = "hi"\n'
-            "app.url_map.strict_slashes = False"
-        )
-        served.applied({"fl/app.py": app_py})
-        assert served.get("/config").body == "hi"
-        assert served.get("/session/get", headers={"Cookie": cookie}).body == "ann"
-        assert_fresh(served, [*PATHS, "/session/get"])
-        # The converter's body edited: the rebuilt app's rules use the live class.
-        served.applied({"fl/app.py": app_py.replace("value.upper()", "value.upper() * 2")})
-        assert served.get("/shout/abc").body == "ABCABC"
-        assert_fresh(served, ["/shout/abc", "/shout/abc/"])
+def test_config_converters_url_map_options_and_sessions_survive(served: ServedApp) -> None:
+    cookie = served.get("/session/set").headers["set-cookie"].split(";")[0]
+    # The config file the app module reads: that module re-executes, the app is rebuilt.
+    applied_from_outside(served, "fl/settings.json", '{"GREETING": "howdy"}\n')
+    assert served.get("/config").body == "howdy"
+    assert served.get("/shout/abc/").body == "ABC"  # converter and strict_slashes
+    assert served.get("/session/get", headers={"Cookie": cookie}).body == "ann"
+    # A config value set in the module itself.
+    app_py = CLASSIC["fl/app.py"].replace(
+        "app.url_map.strict_slashes = False", 'app.config["GREETING"] = "hi"\n'
+        "app.url_map.strict_slashes = False"
+    )
+    served.applied({"fl/app.py": app_py})
+    assert served.get("/config").body == "hi"
+    assert served.get("/session/get", headers={"Cookie": cookie}).body == "ann"
+    assert_fresh(served, [*PATHS, "/session/get"])
+    # The converter's body edited: the rebuilt app's rules use the live class.
+    served.applied({"fl/app.py": app_py.replace("value.upper()", "value.upper() * 2")})
+    assert served.get("/shout/abc").body == "ABCABC"
+    assert_fresh(served, ["/shout/abc", "/shout/abc/"])
 
 
-def test_failed_batch_leaves_the_url_map_then_the_fix_applies(tmp_path: Path) -> None:
-    write_project(tmp_path, CLASSIC)
-    with ServedApp(tmp_path, TARGET) as served:
-        assert served.slot is not None
-        before, app = rules(served.slot.app), served.slot.app
-        answers = {p: served.get(p) for p in PATHS}
-        kept = registrations(app)
-        views = CLASSIC["fl/views.py"] + (
-            '\n@app.route("/added")\ndef added():\n    return "added"\n'
-            '\nraise RuntimeError("broken views")\n'
-        )
-        # The blueprint's module changes too: its registrations fail with the batch.
-        admin = CLASSIC["fl/admin.py"] + '\n@admin.route("/more")\ndef more():\n    return "m"\n'
-        result = served.edit({"fl/views.py": views, "fl/admin.py": admin})
-        assert result.outcome == "failed"
-        assert result.error is not None
-        assert "broken views" in str(result.error)
-        assert served.slot.app is app
-        assert rules(app) == before
-        assert registrations(app) == kept
-        assert "added" not in app.view_functions
-        for path, answer in answers.items():
-            got = served.get(path)
-            assert (got.status, got.body) == (answer.status, answer.body), path
-        assert served.get("/added").status == 404
-        served.applied({"fl/views.py": views.replace('raise RuntimeError("broken views")', "")})
-        assert served.get("/added").body == "added"
-        assert served.get("/admin/more").body == "m"  # pending with it, applied with the fix
-        assert_fresh(served, [*PATHS, "/added", "/admin/more"])
+def test_failed_batch_leaves_the_url_map_then_the_fix_applies(served: ServedApp) -> None:
+    assert served.slot is not None
+    before, app = rules(served.slot.app), served.slot.app
+    answers = {p: served.get(p) for p in PATHS}
+    kept = registrations(app)
+    views = CLASSIC["fl/views.py"] + (
+        '\n@app.route("/added")\ndef added():\n    return "added"\n'
+        '\nraise RuntimeError("broken views")\n'
+    )
+    # The blueprint's module changes too: its registrations fail with the batch.
+    admin = CLASSIC["fl/admin.py"] + '\n@admin.route("/more")\ndef more():\n    return "m"\n'
+    result = served.edit({"fl/views.py": views, "fl/admin.py": admin})
+    assert result.outcome == "failed"
+    assert result.error is not None
+    assert "broken views" in str(result.error)
+    assert served.slot.app is app
+    assert rules(app) == before
+    assert registrations(app) == kept
+    assert "added" not in app.view_functions
+    for path, answer in answers.items():
+        got = served.get(path)
+        assert (got.status, got.body) == (answer.status, answer.body), path
+    assert served.get("/added").status == 404
+    served.applied({"fl/views.py": views.replace('raise RuntimeError("broken views")', "")})
+    assert served.get("/added").body == "added"
+    assert served.get("/admin/more").body == "m"  # pending with it, applied with the fix
+    assert_fresh(served, [*PATHS, "/added", "/admin/more"])
 
 
-def test_template_edit_is_served_at_once(tmp_path: Path) -> None:
-    write_project(tmp_path, CLASSIC)
-    with ServedApp(tmp_path, TARGET) as served:
-        assert served.slot is not None
-        app = served.slot.app
-        assert served.get("/page").body == "world ANN! v1"
-        result = served.applied({"fl/templates/page.html": "{{ name|shout }} v2 {{ who }}\n"})
-        assert result.reexecuted == ()
-        assert served.slot.app is app
-        assert served.get("/page").body == "ANN! v2 world"
-        assert_fresh(served, ["/page"])
-        # Deleted: rendering it fails from now on, as it would in a fresh process.
-        served.applied({"fl/templates/page.html": None})
-        assert served.get("/page").status == 500
-        assert_fresh(served, ["/page"])
+def test_template_edit_is_served_at_once(served: ServedApp) -> None:
+    assert served.slot is not None
+    app = served.slot.app
+    assert served.get("/page").body == "world ANN! v1"
+    result = served.applied({"fl/templates/page.html": "{{ name|shout }} v2 {{ who }}\n"})
+    assert result.reexecuted == ()
+    assert served.slot.app is app
+    assert served.get("/page").body == "ANN! v2 world"
+    assert_fresh(served, ["/page"])
+    # Deleted: rendering it fails from now on, as it would in a fresh process.
+    served.applied({"fl/templates/page.html": None})
+    assert served.get("/page").status == 500
+    assert_fresh(served, ["/page"])
 
 
-def test_template_syntax_error_fails_the_batch(tmp_path: Path) -> None:
-    write_project(tmp_path, CLASSIC)
-    with ServedApp(tmp_path, TARGET) as served:
-        assert served.get("/page").body == "world ANN! v1"
-        broken = "line one\n{{ name ! }}\nline three\n"
-        result = served.edit({"fl/templates/page.html": broken})
-        assert result.outcome == "failed"
-        assert result.error is not None
-        assert result.error.path == tmp_path / "fl/templates/page.html"
-        assert result.error.lineno == 2
-        assert served.get("/page").body == "world ANN! v1"  # never read from disk behind it
-        served.applied({"fl/templates/page.html": broken.replace(" !", "")})
-        assert served.get("/page").body == "line one\nann\nline three"
-        assert_fresh(served, ["/page"])
+def test_template_syntax_error_fails_the_batch(served: ServedApp) -> None:
+    assert served.get("/page").body == "world ANN! v1"
+    broken = "line one\n{{ name ! }}\nline three\n"
+    result = served.edit({"fl/templates/page.html": broken})
+    assert result.outcome == "failed"
+    assert result.error is not None
+    assert result.error.path == served.root / "fl/templates/page.html"
+    assert result.error.lineno == 2
+    assert served.get("/page").body == "world ANN! v1"  # never read from disk behind it
+    served.applied({"fl/templates/page.html": broken.replace(" !", "")})
+    assert served.get("/page").body == "line one\nann\nline three"
+    assert_fresh(served, ["/page"])
 
 
-def test_template_and_python_files_apply_together(tmp_path: Path) -> None:
-    write_project(tmp_path, CLASSIC)
-    with ServedApp(tmp_path, TARGET) as served:
-        assert served.get("/page").body == "world ANN! v1"
-        # A body edit (patched) and a template, one batch.
-        views = CLASSIC["fl/views.py"].replace('name="ann"', 'name="bob"')
-        template = "{{ who }}: {{ name|shout }} v2\n"
-        served.applied({"fl/views.py": views, "fl/templates/page.html": template})
-        assert served.get("/page").body == "world: BOB! v2"
-        assert_fresh(served, ["/page"])
-        # The Python file fails: the template saved with it stays old too.
-        broken = views.replace('name="bob"', 'name="cy"') + '\nraise RuntimeError("no")\n'
-        result = served.edit({
-            "fl/views.py": broken, "fl/templates/page.html": "{{ name }} v3\n",
-        })
-        assert result.outcome == "failed"
-        assert served.get("/page").body == "world: BOB! v2"
-        # Fixing the Python file applies the template still pending with it.
-        fixed = broken.replace('raise RuntimeError("no")', "")
-        served.applied({"fl/views.py": fixed})
-        assert served.get("/page").body == "cy v3"
-        # A template with a batch that rebuilds the app: the new app serves it.
-        served.applied({
-            "fl/views.py": fixed + "\nSTAMP = 4\n", "fl/templates/page.html": "{{ who }} v4\n",
-        })
-        assert served.get("/page").body == "world v4"
-        assert_fresh(served, ["/page"])
+def test_template_and_python_files_apply_together(served: ServedApp) -> None:
+    assert served.get("/page").body == "world ANN! v1"
+    # A body edit (patched) and a template, one batch.
+    views = CLASSIC["fl/views.py"].replace('name="ann"', 'name="bob"')
+    template = "{{ who }}: {{ name|shout }} v2\n"
+    served.applied({"fl/views.py": views, "fl/templates/page.html": template})
+    assert served.get("/page").body == "world: BOB! v2"
+    assert_fresh(served, ["/page"])
+    # The Python file fails: the template saved with it stays old too.
+    broken = views.replace('name="bob"', 'name="cy"') + '\nraise RuntimeError("no")\n'
+    result = served.edit({
+        "fl/views.py": broken, "fl/templates/page.html": "{{ name }} v3\n",
+    })
+    assert result.outcome == "failed"
+    assert served.get("/page").body == "world: BOB! v2"
+    # Fixing the Python file applies the template still pending with it.
+    fixed = broken.replace('raise RuntimeError("no")', "")
+    served.applied({"fl/views.py": fixed})
+    assert served.get("/page").body == "cy v3"
+    # A template with a batch that rebuilds the app: the new app serves it.
+    served.applied({
+        "fl/views.py": fixed + "\nSTAMP = 4\n", "fl/templates/page.html": "{{ who }} v4\n",
+    })
+    assert served.get("/page").body == "world v4"
+    assert_fresh(served, ["/page"])
 
 
-def test_the_watcher_reports_template_edits(tmp_path: Path) -> None:
-    write_project(tmp_path, CLASSIC)
-    with ServedApp(tmp_path, TARGET) as served:
-        assert served.get("/page").body == "world ANN! v1"
-        served.reloader.start()  # watches the roots from a thread, as hotmod serve does
-        (tmp_path / "fl/templates/page.html").write_text("watched\n", encoding="utf-8")
-        deadline = time.monotonic() + DEADLINE_S
-        while served.get("/page").body != "watched":
-            assert time.monotonic() < deadline, "the template edit was never applied"
-            time.sleep(0.02)
+def test_the_watcher_reports_template_edits(served: ServedApp) -> None:
+    assert served.get("/page").body == "world ANN! v1"
+    served.reloader.start()  # watches the roots from a thread, as hotmod serve does
+    (served.root / "fl/templates/page.html").write_text("watched\n", encoding="utf-8")
+    deadline = time.monotonic() + DEADLINE_S
+    while served.get("/page").body != "watched":
+        assert time.monotonic() < deadline, "the template edit was never applied"
+        time.sleep(0.02)
 
 
 SPLIT = project({
