@@ -455,14 +455,13 @@ def test_template_edit_is_served_at_once(served: ServedApp) -> None:
 
 
 def test_template_syntax_error_fails_the_batch(served: ServedApp) -> None:
-    assert served.get("/page").body == "world ANN! v1"
     broken = "line one\n{{ name ! }}\nline three\n"
     result = served.edit({"fl/templates/page.html": broken})
     assert result.outcome == "failed"
     assert result.error is not None
     assert result.error.path == served.root / "fl/templates/page.html"
     assert result.error.lineno == 2
-    assert served.get("/page").body == "world ANN! v1"  # never read from disk behind it
+    assert served.get("/page").body == "world ANN! v1"  # its first render: the old text
     served.applied({"fl/templates/page.html": broken.replace(" !", "")})
     assert served.get("/page").body == "line one\nann\nline three"
     assert_fresh(served, ["/page"])
@@ -492,6 +491,26 @@ def test_template_and_python_files_apply_together(served: ServedApp) -> None:
         "fl/views.py": fixed + "\nSTAMP = 4\n", "fl/templates/page.html": "{{ who }} v4\n",
     })
     assert served.get("/page").body == "world v4"
+    assert_fresh(served, ["/page"])
+
+
+def test_a_refused_template_is_never_read_from_disk(served: ServedApp) -> None:
+    """Templates not rendered yet when their edit is refused still render the old text."""
+    views = CLASSIC["fl/views.py"]
+    # A Python syntax error (the batch fails while planning) with a template edit.
+    result = served.edit({"fl/views.py": views + "\ndef (:\n", "fl/templates/page.html": "x\n"})
+    assert result.outcome == "failed"
+    assert served.get("/page").body == "world ANN! v1"
+    # Fixed: the pending template applies with it.
+    served.applied({"fl/views.py": views, "fl/templates/page.html": "{{ who }} v2\n"})
+    assert served.get("/page").body == "world v2"
+    # A rebuilt app reads templates afresh: still only what was committed.
+    served.applied({"fl/views.py": views + "\nSTAMP = 1\n"})
+    result = served.edit({"fl/templates/page.html": "{% if %}\n"})
+    assert result.outcome == "failed"
+    assert served.get("/page").body == "world v2"
+    served.applied({"fl/templates/page.html": "{{ who }} v3\n"})
+    assert served.get("/page").body == "world v3"
     assert_fresh(served, ["/page"])
 
 

@@ -28,9 +28,10 @@ and the commit swaps the new app in under the gate. What this adapter adds:
     context processors, URL value processors and defaults, Jinja filters,
     globals and tests, CLI command callbacks, blueprints' deferred setup
     functions, URL converters) is pointed at the live functions and classes
-    with :meth:`~hotmod._engine.batch.Batch.live`. Jinja's own template
-    auto-reload is turned off: templates change through transactions only
-    (see :mod:`hotmod._web.templates`).
+    with :meth:`~hotmod._engine.batch.Batch.live`. Its Jinja environment
+    reads the committed template texts, never the disk (see
+    :mod:`hotmod._web.templatesources`): templates change through
+    transactions only (:mod:`hotmod._web.templates`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _compat
 from .slot import adopt_attributes
 from .templates import TemplateParticipant
+from .templatesources import TemplateSources, serve_pinned
 
 if TYPE_CHECKING:
     from .._engine.batch import Batch
@@ -77,11 +79,12 @@ class FlaskFramework:
     name = "flask"
 
     def __init__(self, app: Any) -> None:
-        disable_auto_reload(app)
+        self.sources = TemplateSources()  # shared by every app the slot serves
+        serve_pinned(app, self.sources)
 
     def participants(self, slot: AppSlot) -> list[Participant]:
         """Templates take part in the transaction (claimed, compiled, made live)."""
-        return [TemplateParticipant(slot)]
+        return [TemplateParticipant(slot, self.sources)]
 
     # -- prepare ------------------------------------------------------------------------
     def prepare(self, batch: Batch, slot: AppSlot) -> None:
@@ -124,7 +127,7 @@ class FlaskFramework:
         if env is not None:
             for registry in (env.filters, env.globals, env.tests):
                 batch.live(registry)
-        disable_auto_reload(app)
+        serve_pinned(app, self.sources, batch.undo)
         _adopt_commands(batch, app.cli)
         for blueprint in app.blueprints.values():
             adopt_attributes(batch, blueprint)  # deferred setup functions, its own registries
@@ -141,11 +144,6 @@ class FlaskFramework:
 
     def retire(self, app: Any) -> None:
         pass
-
-
-def disable_auto_reload(app: Any) -> None:
-    """Jinja must not re-read templates from disk behind a transaction's back."""
-    app.jinja_env.auto_reload = False
 
 
 def _adopt_class_view(batch: Batch, view: Any) -> None:

@@ -2,15 +2,15 @@
 
 A template is read when it is first rendered, not at import time, so no module
 re-executes for it. This participant takes the changed files under the app's
-and its blueprints' template folders (``batch.claim``), compiles each while
-staging (a syntax error fails the batch, reported with file and line, and
-nothing of the batch is applied) and, at commit, puts the compiled template in
-the live Jinja environment's cache, with an undo. Jinja's own ``auto_reload``
-is off (see :func:`~hotmod._web.flaskapp.disable_auto_reload`): an edit that
-failed is never picked up from disk behind the transaction's back.
+and its blueprints' template folders (``batch.claim``) and, while staging,
+compiles what the app's loader now serves for each changed name (a syntax
+error fails the batch, reported with file and line, and nothing of the batch
+is applied). At commit, undoably, the new texts become the committed ones the
+app reads (:mod:`hotmod._web.templatesources`) and the compiled templates
+replace the cached ones in the live Jinja environment.
 
 A batch that also rebuilds the app needs nothing more: the new app's Jinja
-environment starts with an empty cache and reads the templates as they are.
+environment starts with an empty cache and reads the committed texts.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ import functools
 import logging
 import os
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._engine.participants import BaseParticipant
 from .._errors import ReloadError
+from .templatesources import TemplateSources, disk_loader, template_folders
 
 if TYPE_CHECKING:
     from .._engine.batch import Batch
@@ -35,32 +37,41 @@ logger = logging.getLogger(__name__)
 _MISSING: Any = object()
 
 
+@dataclass
+class _Staged:
+    """One changed template name, as the batch will make it live."""
+
+    name: str
+    paths: list[Path]  # the changed files that have this name
+    filename: str | None = None  # the file that serves it now (None: no file does)
+    source: str | None = None
+    template: Any = None  # compiled against the live environment
+
+
 class TemplateParticipant(BaseParticipant):
     """Claims, compiles and installs edited templates of ``slot``'s Flask app."""
 
     name = "flask-templates"
     order = 150  # before the app participant (200): claims come first
 
-    def __init__(self, slot: AppSlot) -> None:
+    def __init__(self, slot: AppSlot, sources: TemplateSources) -> None:
         self.slot = slot
-        self._changed: dict[int, list[str]] = {}  # id(batch) -> changed template names
-        self._staged: dict[int, list[tuple[str, Any]]] = {}  # id(batch) -> (name, template)
+        self.sources = sources
+        self._staged: dict[int, dict[str, _Staged]] = {}  # id(batch) -> by template name
         self._folders: tuple[tuple[int, int], list[Path]] = ((0, -1), [])
 
     def folders(self) -> list[Path]:
-        """The live app's template folders (its own first, then its blueprints')."""
+        """The live app's template folders, both as given and resolved."""
         app = self.slot.app
         key = (id(app), self.slot.generation)
         if self._folders[0] == key:
             return self._folders[1]  # the watcher asks for every changed file
-        loaders = [app.jinja_loader, *(bp.jinja_loader for bp in app.iter_blueprints())]
         found: list[Path] = []
-        for loader in loaders:
-            for folder in getattr(loader, "searchpath", ()):
-                # Both spellings: the watcher reports resolved paths.
-                for path in (Path(os.path.abspath(folder)), Path(os.path.realpath(folder))):
-                    if path not in found:
-                        found.append(path)
+        for folder in template_folders(app):
+            # Both spellings: the watcher reports resolved paths.
+            for path in (Path(folder), Path(os.path.realpath(folder))):
+                if path not in found:
+                    found.append(path)
         self._folders = (key, found)
         return found
 
@@ -71,72 +82,73 @@ class TemplateParticipant(BaseParticipant):
     # -- the participant steps ----------------------------------------------------------
     def prepare(self, batch: Batch) -> None:
         folders = self.folders()
-        changed = []
+        changed: dict[str, _Staged] = {}
         for path in batch.plan.ignored:
             name = _template_name(path, folders)
             if name is None:
                 continue
-            if path not in batch.claimed:
+            if path not in batch.claimed:  # a file read at import time may be a template too
                 batch.claim(path, self.name)
-            if name not in changed:
-                changed.append(name)
+            changed.setdefault(name, _Staged(name, [])).paths.append(path)
         if changed:
-            self._changed[id(batch)] = changed
+            self._staged[id(batch)] = changed
 
     def stage(self, batch: Batch) -> None:
-        """Compile every changed template against the live environment (touching nothing)."""
-        changed = self._changed.get(id(batch))
+        """Compile what the loader serves for each changed name now (touching nothing live)."""
+        changed = self._staged.get(id(batch))
         if not changed:
             return
         from jinja2 import TemplateNotFound, TemplateSyntaxError
 
         env = self.slot.app.jinja_env
-        staged: list[tuple[str, Any]] = []
-        for name in changed:
-            # What the loader serves for that name now: the changed file, or another
-            # folder's file of that name (one shadows the other, or one was deleted).
+        loader = disk_loader(env)
+        for staged in changed.values():
+            # The changed file, or another folder's file of that name (one shadows
+            # the other, or one was deleted): what a fresh start would serve.
             try:
-                source, filename, _ = env.loader.get_source(env, name)
+                source, filename, _ = loader.get_source(env, staged.name)
             except TemplateNotFound:
-                staged.append((name, None))  # gone: rendering it fails, as at start-up
-                continue
+                continue  # gone: rendering it fails, as at start-up
             try:
-                code = env.compile(source, name, filename)
+                code = env.compile(source, staged.name, filename)
             except TemplateSyntaxError as exc:
                 raise ReloadError(
-                    f"TemplateSyntaxError: {exc.message} ({name}, line {exc.lineno})",
+                    f"TemplateSyntaxError: {exc.message} ({staged.name}, line {exc.lineno})",
                     path=Path(filename) if filename else None, lineno=exc.lineno,
                     phase="stage",
                 ) from exc
-            staged.append((name, env.template_class.from_code(
+            staged.filename, staged.source = filename, source
+            staged.template = env.template_class.from_code(
                 env, code, env.make_globals(None), None
-            )))
-        self._staged[id(batch)] = staged
+            )
 
     def commit(self, batch: Batch, undo: UndoLog) -> None:
-        """The compiled templates replace the cached ones (undoably)."""
-        staged = self._staged.get(id(batch))
-        if not staged:
+        """The new texts are committed and the compiled templates cached (undoably)."""
+        changed = self._staged.get(id(batch))
+        if not changed:
             return
         env = self.slot.app.jinja_env
-        cache = env.cache
-        if cache is None or env.loader is None:
-            return  # Jinja caches nothing: every render reads the file
-        for name, template in staged:
-            key = (weakref.ref(env.loader), name)
+        cache = env.cache if env.loader is not None else None
+        for staged in changed.values():
+            for path in staged.paths:
+                if not path.exists():
+                    self.sources.set(str(path), None, undo)
+            if staged.filename is not None and staged.source is not None:
+                self.sources.set(staged.filename, staged.source, undo)
+            if cache is None:
+                continue  # Jinja caches nothing: every render reads the committed text
+            key = (weakref.ref(env.loader), staged.name)
             old = cache.get(key, _MISSING)
             undo.on_rollback(functools.partial(_restore, cache, key, old))
-            if template is None:
-                if old is not _MISSING:
-                    del cache[key]
-            else:
-                cache[key] = template
+            if staged.template is not None:
+                cache[key] = staged.template
+            elif old is not _MISSING:
+                del cache[key]
 
     def committed(self, batch: Batch) -> None:
-        self.abandon(batch)
+        self._staged.pop(id(batch), None)
 
     def abandon(self, batch: Batch) -> None:
-        self._changed.pop(id(batch), None)
         self._staged.pop(id(batch), None)
 
 
