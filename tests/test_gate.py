@@ -21,6 +21,7 @@ import pytest
 
 import hotmod
 from hotmod import Gate
+from hotmod._gate import default_gate
 from webapp import ServedApp, write_project
 
 DEADLINE = 10.0
@@ -169,7 +170,7 @@ def test_async_work_waits_without_blocking_the_loop() -> None:
 def test_hotmod_gate_is_the_reloaders_gate(tmp_path: Path) -> None:
     (tmp_path / "m.py").write_text("def f():\n    return 1\n")
     reloader = hotmod.Reloader([tmp_path], packages=())
-    assert reloader.gate is hotmod.Gate.__init__.__globals__["default_gate"]()
+    assert reloader.gate is default_gate()
     with reloader, hotmod.gate():
         assert reloader.gate.in_flight == 1
     assert reloader.gate.in_flight == 0
