@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from hotmod import Outcome, ReloadResult
+from hotmod._gate import default_gate
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", ROOT / "docs" / "usage.md"]
@@ -29,9 +30,37 @@ def blocks(language: str) -> list[tuple[str, str]]:
 
 
 def test_every_python_example_is_checked() -> None:
-    kinds = [("Reloader(" in body) or ("hotmod.hot(" in body) for _, body in blocks("python")]
+    kinds = [
+        any(mark in body for mark in ("Reloader(", "hotmod.hot(", *_GATE_MARKS))
+        for _, body in blocks("python")
+    ]
     assert kinds
     assert all(kinds), "a python example that no test runs"
+
+
+_GATE_MARKS = ("hotmod.gate()", "GateMiddleware(")
+
+
+@pytest.mark.parametrize(
+    ("doc", "body"), [b for b in blocks("python") if any(m in b[1] for m in _GATE_MARKS)]
+)
+def test_gate_example_runs(doc: str, body: str) -> None:
+    done: list[object] = []
+
+    def wsgi_app(environ: dict[str, object], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    namespace: dict[str, Any] = {"process": done.append, "app": wsgi_app}
+    exec(compile(body, doc, "exec"), namespace)
+    if "handle" in namespace:
+        namespace["handle"]("job")
+        assert done == ["job"]
+    else:
+        body_iter = namespace["app"]({"PATH_INFO": "/"}, lambda status, headers: None)
+        assert list(body_iter) == [b"ok"]
+        body_iter.close()
+        assert default_gate().in_flight == 0
 
 
 @pytest.mark.parametrize(

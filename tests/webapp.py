@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hotmod import Reloader, ReloadResult
+from hotmod import Gate, Reloader, ReloadResult
 from hotmod._web import frameworks
 from hotmod._web.slot import AppSlot, Target, app_kind, load
 
@@ -70,10 +70,13 @@ def write_project(root: Path, files: Mapping[str, str]) -> None:
 class ServedApp:
     """A project's app served in this process under hot reload (see the module docstring)."""
 
-    def __init__(self, root: Path, target: str, *, factory: bool = False) -> None:
+    def __init__(
+        self, root: Path, target: str, *, factory: bool = False, drain_timeout: float = 10.0
+    ) -> None:
         self.root = root
         self.target = Target.parse(target, factory=factory)
-        self.reloader = Reloader([root], packages=())
+        self.gate = Gate(drain_timeout)
+        self.reloader = Reloader([root], packages=(), gate=self.gate)
         self.slot: AppSlot | None = None
         self.port = 0
         self._server: Any = None
@@ -104,7 +107,7 @@ class ServedApp:
         sock.listen(128)
         assert self.slot is not None
         server = make_server(
-            "127.0.0.1", self.port, GateMiddleware(self.slot, app_getter=True),
+            "127.0.0.1", self.port, GateMiddleware(self.slot, app_getter=True, gate=self.gate),
             threaded=True, fd=sock.detach(),
         )
         self._server = server
@@ -119,7 +122,8 @@ class ServedApp:
         assert self.slot is not None
         slot = self.slot
         config = uvicorn.Config(
-            GateMiddleware(slot, app_getter=True), log_level="warning", lifespan="auto"
+            GateMiddleware(slot, app_getter=True, gate=self.gate),
+            log_level="warning", lifespan="auto",
         )
         server = uvicorn.Server(config)
         self._server = server

@@ -18,8 +18,9 @@ from __future__ import annotations
 import importlib
 import logging
 import types
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from .._errors import UsageError
 
@@ -139,7 +140,7 @@ class PlainFramework:
         pass
 
     def adopt(self, batch: Batch, app: Any) -> None:
-        adopt_attributes(batch, app)
+        adopt_graph(batch, app)
 
     def start(self, app: Any) -> None:
         pass
@@ -148,11 +149,57 @@ class PlainFramework:
         pass
 
 
-def adopt_attributes(batch: Batch, obj: object) -> None:
-    """Staged functions held in ``obj``'s attributes become the live ones."""
-    state = getattr(obj, "__dict__", None)
-    if type(state) is dict:
+# How far adopt_graph follows attributes (app -> router -> routes -> route), and how
+# many objects it visits at most.
+_ADOPT_DEPTH = 6
+_ADOPT_BUDGET = 50_000
+_CONTAINERS = (list, tuple, set, frozenset, dict)
+
+
+def adopt_graph(batch: Batch, root: object, *, depth: int = _ADOPT_DEPTH) -> None:
+    """Staged functions held anywhere in ``root``'s object graph become the live ones.
+
+    A new app built while staging keeps functions made by staged code in its
+    routes, handlers and middleware (objects inside objects). Those functions
+    read the *staged* module namespaces, which the commit discards: later
+    edits would never reach them. This follows instance attributes and
+    containers from ``root`` (``depth`` objects deep, budgeted) and has
+    :meth:`Batch.live` replace them in place. Modules, classes and functions
+    are not entered.
+    """
+    seen: set[int] = set()
+    stack: list[tuple[object, int]] = [(root, 0)]
+    budget = _ADOPT_BUDGET
+    while stack and budget > 0:
+        obj, level = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        budget -= 1
+        kind = type(obj)
+        if kind in _SKIP:
+            continue
+        if issubclass(kind, _CONTAINERS):
+            batch.live(obj)  # in place (tuples were rebuilt in their owner already)
+            items = cast("dict[Any, Any]", obj).values() if issubclass(kind, dict) else obj
+            stack.extend((v, level) for v in list(cast("Iterable[Any]", items)))
+            continue
+        if level >= depth or issubclass(kind, type):
+            continue
+        try:
+            state = object.__getattribute__(obj, "__dict__")
+        except AttributeError:
+            continue
+        if type(state) is not dict:
+            continue
         batch.live(state)
+        stack.extend((v, level + 1) for v in list(state.values()) if type(v) not in _SKIP)
+
+
+_SKIP = frozenset({
+    types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+    types.CodeType, str, bytes, int, float, bool, type(None),
+})
 
 
 class TargetParticipant:

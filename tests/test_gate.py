@@ -1,0 +1,450 @@
+"""The gate (G4): one version per request, under real load on real servers.
+
+The unit tests pin the gate's rules (drain, hold, reentrancy, asyncio, the
+drain timeout); the load tests serve a real app through the WSGI and ASGI
+middleware while edits of two modules are committed over and over, and check
+that no request fails and none sees one module's new version with the
+other's old one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import http.client
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+import hotmod
+from hotmod import Gate
+from hotmod._gate import default_gate
+from webapp import ServedApp, write_project
+
+DEADLINE = 10.0
+
+
+def wait_for(check: object, *, timeout: float = DEADLINE) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        time.sleep(0.001)
+
+
+# -- the rules ------------------------------------------------------------------------------
+def test_commit_waits_for_work_in_flight_and_holds_new_work() -> None:
+    gate = Gate(drain_timeout=DEADLINE)
+    log: list[str] = []
+    inside = threading.Event()
+    finish = threading.Event()
+
+    def request() -> None:
+        with gate.reading():
+            inside.set()
+            finish.wait(DEADLINE)
+            log.append("request done")
+
+    def commit() -> None:
+        with gate.writing() as still:
+            log.append(f"commit ({still} in flight)")
+            late_started.wait(DEADLINE)
+            time.sleep(0.05)  # the late request must still be held: it cannot log meanwhile
+            log.append("commit done")
+
+    def late() -> None:
+        late_started.set()
+        with gate.reading():
+            log.append("late request")
+
+    late_started = threading.Event()
+    first = threading.Thread(target=request)
+    first.start()
+    inside.wait(DEADLINE)
+    writer = threading.Thread(target=commit)
+    writer.start()
+    wait_for(lambda: gate.closed)
+    latecomer = threading.Thread(target=late)
+    latecomer.start()
+    finish.set()
+    for t in (first, writer, latecomer):
+        t.join(DEADLINE)
+    assert log == ["request done", "commit (0 in flight)", "commit done", "late request"]
+    assert gate.in_flight == 0
+
+
+def test_drain_timeout_bounds_the_wait() -> None:
+    gate = Gate(drain_timeout=0.2)
+    release = threading.Event()
+    inside = threading.Event()
+
+    def stream() -> None:
+        with gate.reading():
+            inside.set()
+            release.wait(DEADLINE)
+
+    t = threading.Thread(target=stream)
+    t.start()
+    inside.wait(DEADLINE)
+    started = time.monotonic()
+    with gate.writing() as still:
+        assert still == 1
+    assert time.monotonic() - started < DEADLINE
+    release.set()
+    t.join(DEADLINE)
+    assert gate.in_flight == 0
+
+
+def test_nested_work_never_waits_for_a_commit_waiting_for_it() -> None:
+    gate = Gate(drain_timeout=DEADLINE)
+    inside = threading.Event()
+    proceed = threading.Event()
+    nested_done = threading.Event()
+
+    def request() -> None:
+        with gate.reading():
+            inside.set()
+            proceed.wait(DEADLINE)
+            with gate.reading():  # the commit is waiting for this very request
+                nested_done.set()
+
+    t = threading.Thread(target=request)
+    t.start()
+    inside.wait(DEADLINE)
+    writer_done = threading.Event()
+
+    def commit() -> None:
+        with gate.writing() as still:
+            assert still == 0
+        writer_done.set()
+
+    w = threading.Thread(target=commit)
+    w.start()
+    wait_for(lambda: gate.closed)
+    proceed.set()
+    assert nested_done.wait(DEADLINE)
+    assert writer_done.wait(DEADLINE)
+    t.join(DEADLINE)
+    w.join(DEADLINE)
+
+
+def test_async_work_waits_without_blocking_the_loop() -> None:
+    gate = Gate(drain_timeout=DEADLINE)
+    entered = threading.Event()
+    release = threading.Event()
+
+    async def main() -> list[str]:
+        log: list[str] = []
+
+        async def request() -> None:
+            async with gate.reading():
+                log.append("request")
+
+        async def ticker() -> None:
+            for _ in range(3):
+                log.append("tick")
+                await asyncio.sleep(0)
+
+        writer = threading.Thread(target=hold)
+        writer.start()
+        await asyncio.to_thread(entered.wait, DEADLINE)
+        waiting = asyncio.create_task(request())
+        await ticker()  # runs while the request waits: the loop is not blocked
+        release.set()
+        await asyncio.wait_for(waiting, DEADLINE)
+        await asyncio.to_thread(writer.join, DEADLINE)
+        return log
+
+    def hold() -> None:
+        with gate.writing():
+            entered.set()
+            release.wait(DEADLINE)
+
+    log = asyncio.run(main())
+    assert log == ["tick", "tick", "tick", "request"]
+
+
+def test_hotmod_gate_is_the_reloaders_gate(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text("def f():\n    return 1\n")
+    reloader = hotmod.Reloader([tmp_path], packages=())
+    assert reloader.gate is default_gate()
+    with reloader, hotmod.gate():
+        assert reloader.gate.in_flight == 1
+    assert reloader.gate.in_flight == 0
+
+
+# -- under load -----------------------------------------------------------------------------
+# Two modules, each with a version token; the view reads one, pauses, reads the
+# other. Edits alternate between body-only changes (patched in place) and
+# constants (re-executed: the app is rebuilt and swapped).
+def _token_module(version: int, *, constant: bool) -> str:
+    """Even versions change the constant (re-executed), odd ones the body (patched)."""
+    if constant:
+        return f'VERSION = "v{version}"\n\ndef token():\n    return VERSION\n'
+    return f'VERSION = "v{version - 1}"\n\ndef token():\n    return "v{version}"\n'
+
+
+FLASK_APP = """
+    import time
+    from flask import Flask
+    from tokens import a, b
+
+    app = Flask(__name__)
+
+    @app.route("/")
+    def index():
+        first = a.token()
+        time.sleep(0.004)
+        return first + " " + b.token()
+"""
+
+STARLETTE_APP = """
+    import asyncio
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from tokens import a, b
+
+    async def index(request):
+        first = a.token()
+        await asyncio.sleep(0.004)
+        return PlainTextResponse(first + " " + b.token())
+
+    app = Starlette(routes=[Route("/", index)])
+"""
+
+
+@dataclass
+class LoadReport:
+    ok: int = 0
+    failed: list[str] = field(default_factory=list)
+    mixed: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)  # older than a version committed before it began
+
+
+class Load:
+    """``clients`` threads, each opening a new connection per request, ``rate`` req/s in all."""
+
+    def __init__(self, port: int, committed: list[int], *, rate: float, clients: int) -> None:
+        self.port, self.committed = port, committed
+        self.interval = clients / rate
+        self.report = LoadReport()
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self._threads:
+            t.join(DEADLINE)
+
+    def _client(self) -> None:
+        report, next_at = self.report, time.monotonic()
+        while not self.stop.is_set():
+            floor = self.committed[-1]
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=DEADLINE)
+                conn.request("GET", "/")
+                resp = conn.getresponse()
+                body = resp.read().decode()
+                conn.close()
+            except OSError as exc:
+                with self._lock:
+                    report.failed.append(repr(exc))
+                continue
+            with self._lock:
+                if resp.status != 200:
+                    report.failed.append(f"{resp.status}: {body[:200]}")
+                elif len(set(body.split())) != 1:
+                    report.mixed.append(body)
+                elif int(body.split()[0][1:]) < floor:
+                    report.stale.append(f"{body} after v{floor} was committed")
+                else:
+                    report.ok += 1
+            next_at += self.interval
+            self.stop.wait(max(0.0, next_at - time.monotonic()))
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+def test_no_request_sees_two_versions_under_load(tmp_path: Path, kind: str) -> None:
+    """200 req/s for 20 s across 24 reloads of two modules: 0 failed, 0 mixed, 0 stale."""
+    write_project(tmp_path, {
+        "tokens/__init__.py": "",
+        "tokens/a.py": _token_module(0, constant=True),
+        "tokens/b.py": _token_module(0, constant=True),
+        "web.py": FLASK_APP if kind == "wsgi" else STARLETTE_APP,
+    })
+    reloads, duration, rate = 24, 20.0, 200.0
+    committed = [0]
+    with ServedApp(tmp_path, "web:app") as served:
+        assert served.get("/").body == "v0 v0"
+        outcomes = []
+        with Load(served.port, committed, rate=rate, clients=8) as load:
+            started = time.monotonic()
+            for version in range(1, reloads + 1):
+                load.stop.wait(max(0.0, started + version * duration / (reloads + 1)
+                                   - time.monotonic()))
+                constant = version % 2 == 0
+                result = served.edit({
+                    "tokens/a.py": _token_module(version, constant=constant),
+                    "tokens/b.py": _token_module(version, constant=constant),
+                })
+                outcomes.append((result.outcome.value, bool(result.reexecuted)))
+                if result.outcome == "applied":
+                    committed.append(version)
+            load.stop.wait(max(0.0, started + duration - time.monotonic()))
+        assert outcomes == [("applied", v % 2 == 0) for v in range(1, reloads + 1)]
+        assert served.get("/").body == f"v{reloads} v{reloads}"
+    report = load.report
+    assert report.failed == []
+    assert report.mixed == []
+    assert report.stale == [], sorted(collections.Counter(report.stale).items())[:30]
+    assert report.ok >= rate * duration * 0.5  # the load really ran
+
+
+# -- long-lived responses never hold a commit forever ---------------------------------------
+STREAMS_FLASK = """
+    import time
+    from flask import Flask, Response
+    from words import word
+
+    app = Flask(__name__)
+
+    @app.route("/events")
+    def events():
+        def stream():
+            for _ in range(1000):
+                yield f"data: {word()}\\n\\n"
+                time.sleep(0.02)
+        return Response(stream(), mimetype="text/event-stream")
+
+    @app.route("/download")
+    def download():
+        def body():
+            for _ in range(1000):
+                yield word().encode() + b"\\n"
+                time.sleep(0.02)
+        return Response(body(), mimetype="application/octet-stream")
+
+    @app.route("/")
+    def index():
+        return word()
+"""
+
+STREAMS_STARLETTE = """
+    import asyncio
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse, StreamingResponse
+    from starlette.routing import Route, WebSocketRoute
+    from words import word
+
+    async def events(request):
+        async def stream():
+            for _ in range(1000):
+                yield f"data: {word()}\\n\\n"
+                await asyncio.sleep(0.02)
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    async def download(request):
+        async def body():
+            for _ in range(1000):
+                yield word().encode() + b"\\n"
+                await asyncio.sleep(0.02)
+        return StreamingResponse(body(), media_type="application/octet-stream")
+
+    async def echo(websocket):
+        await websocket.accept()
+        while True:
+            text = await websocket.receive_text()
+            await websocket.send_text(f"{word()} {text}")
+
+    async def index(request):
+        return PlainTextResponse(word())
+
+    app = Starlette(routes=[Route("/events", events), Route("/download", download),
+                            Route("/", index), WebSocketRoute("/ws", echo)])
+"""
+
+WORDS = 'def word():\n    return "old"\n'
+NEW_WORDS = 'def word():\n    return "new"\n'
+
+
+Stream = tuple[http.client.HTTPConnection, http.client.HTTPResponse]
+
+
+def _open_stream(port: int, path: str) -> Stream:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
+    conn.request("GET", path)
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert resp.readline()  # the stream is running: its request is in flight
+    return conn, resp
+
+
+def _lines_until(resp: http.client.HTTPResponse, text: bytes) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while text not in resp.readline():
+        assert time.monotonic() < deadline, f"{text!r} never came"
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+def test_an_event_stream_never_holds_a_commit(tmp_path: Path, kind: str) -> None:
+    """SSE is released once its response started: commits go through at once (a drain
+    timeout of 60 s, longer than this test may take, would otherwise be hit)."""
+    write_project(tmp_path, {
+        "words.py": WORDS, "web.py": STREAMS_FLASK if kind == "wsgi" else STREAMS_STARLETTE,
+    })
+    with ServedApp(tmp_path, "web:app", drain_timeout=60) as served:
+        conn, resp = _open_stream(served.port, "/events")
+        try:
+            result = served.applied({"words.py": NEW_WORDS})
+            assert not any("in flight" in note for note in result.notes)
+            assert served.get("/").body == "new"
+            _lines_until(resp, b"data: new")  # the stream goes on, on the new code
+        finally:
+            conn.close()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+def test_a_long_download_holds_a_commit_only_for_the_drain_timeout(
+    tmp_path: Path, kind: str
+) -> None:
+    write_project(tmp_path, {
+        "words.py": WORDS, "web.py": STREAMS_FLASK if kind == "wsgi" else STREAMS_STARLETTE,
+    })
+    with ServedApp(tmp_path, "web:app", drain_timeout=0.5) as served:
+        conn, _ = _open_stream(served.port, "/download")
+        try:
+            result = served.applied({"words.py": NEW_WORDS})
+            assert any("1 request(s) still in flight after the 0.5 s drain" in note
+                       for note in result.notes), result.notes
+            assert served.get("/").body == "new"
+        finally:
+            conn.close()
+
+
+@pytest.mark.timeout(30)
+def test_an_open_websocket_never_holds_a_commit(tmp_path: Path) -> None:
+    from websockets.sync.client import connect
+
+    write_project(tmp_path, {"words.py": WORDS, "web.py": STREAMS_STARLETTE})
+    with ServedApp(tmp_path, "web:app", drain_timeout=60) as served, connect(
+        f"ws://127.0.0.1:{served.port}/ws", open_timeout=DEADLINE
+    ) as ws:
+        ws.send("one")
+        assert ws.recv(timeout=DEADLINE) == "old one"
+        result = served.applied({"words.py": NEW_WORDS})
+        assert not any("in flight" in note for note in result.notes)
+        ws.send("two")
+        assert ws.recv(timeout=DEADLINE) == "new two"  # the socket lives on, on the new code
