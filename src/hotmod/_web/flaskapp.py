@@ -44,7 +44,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .. import _compat
-from .slot import adopt_attributes
+from .slot import adopt_graph
 from .templates import TemplateParticipant
 from .templatesources import TemplateSources, serve_pinned
 
@@ -119,8 +119,13 @@ class FlaskFramework:
 
     # -- commit -------------------------------------------------------------------------
     def adopt(self, batch: Batch, app: Any) -> None:
-        """Point every registry of the staged-built ``app`` at the live functions."""
-        adopt_attributes(batch, app)  # view_functions, error handlers, hooks, processors
+        """Point every registry of the staged-built ``app`` at the live functions.
+
+        Flask's own registries are named (the generic walk, ``adopt_graph``, is
+        budgeted and might not reach them in a large app), then the rest of the
+        app's object graph (extensions' state) follows.
+        """
+        _adopt_state(batch, app)  # view_functions, error handlers, hooks, processors
         for view in app.view_functions.values():
             _adopt_class_view(batch, view)
         env = app.__dict__.get("jinja_env")  # made on first use (a template filter)
@@ -130,7 +135,7 @@ class FlaskFramework:
         serve_pinned(app, self.sources, batch.undo)
         _adopt_commands(batch, app.cli)
         for blueprint in app.blueprints.values():
-            adopt_attributes(batch, blueprint)  # deferred setup functions, its own registries
+            _adopt_state(batch, blueprint)  # deferred setup functions, its own registries
             _adopt_commands(batch, blueprint.cli)
         url_map = app.url_map
         batch.live(url_map.converters)
@@ -138,12 +143,20 @@ class FlaskFramework:
             converters = getattr(rule, "_converters", None)  # werkzeug: converter instances
             if type(converters) is dict:
                 batch.live(converters)
+        adopt_graph(batch, app)
 
     def start(self, app: Any) -> None:
         pass
 
     def retire(self, app: Any) -> None:
         pass
+
+
+def _adopt_state(batch: Batch, obj: object) -> None:
+    """Staged functions in ``obj``'s attributes (and containers there) become live."""
+    state = getattr(obj, "__dict__", None)
+    if type(state) is dict:
+        batch.live(state)
 
 
 def _adopt_class_view(batch: Batch, view: Any) -> None:
