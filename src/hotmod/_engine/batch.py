@@ -125,7 +125,7 @@ class Batch:
         except Exception as exc:
             self.abandon()
             return self._failed(exc, phase="prepare")
-        if self.plan.empty:
+        if self.plan.empty and not self.claimed:
             self.abandon()
             record_sources(self.plan, self.graph)
             return self._result(Outcome.UNCHANGED)
@@ -141,7 +141,7 @@ class Batch:
         except Exception as exc:  # a participant's stage step
             self.abandon()
             return self._failed(exc, phase="stage")
-        if self.plan.empty and not self.staged.modules:
+        if self.plan.empty and not self.staged.modules and not self.claimed:
             self.abandon()
             record_sources(self.plan, self.graph)
             return self._result(Outcome.UNCHANGED)
@@ -172,6 +172,8 @@ class Batch:
     def _stage(self) -> None:
         resolve_patches(self.plan, self.graph)
         if self.plan.empty:
+            if self.claimed:  # comments only, but claimed files (templates) still stage
+                self.participants.stage(self)
             return  # comments and blank lines only
         self._staging = True
         stager = Stager(self.graph, self.hot)

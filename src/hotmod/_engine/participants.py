@@ -26,6 +26,11 @@ steps, called by :class:`Participants` in a fixed order for every batch:
     The batch is live and every hold was released: retire what the old
     version still runs (an old ASGI app's lifespan shutdown). Cannot fail
     the batch; errors are logged.
+``interesting(path)``
+    Optional: whether a changed file of a suffix the watcher does not
+    follow (not ``.py``) concerns the participant, so the watcher reports
+    it (templates, files read at import time). Asked for every such
+    change: answer with a lookup.
 ``abandon(batch)``
     The batch will not be committed (failed, rolled back or escalated):
     forget what ``prepare``/``stage`` built. Always called for every

@@ -202,7 +202,7 @@ class Reloader:
             watcher = Watcher(
                 self.roots, debounce_ms=self.debounce_ms, exclude=self.exclude,
                 suffixes=WATCHED_SUFFIXES, keep_deleted=self.graph.holds_modules,
-                interesting=self.file_dependencies.interesting,
+                interesting=self._interesting,
             )
         except Exception:
             logger.exception("hotmod: cannot watch %s; reloading is off", self.roots)
@@ -268,6 +268,15 @@ class Reloader:
                     self.reporter.reloaded(result)
                 if self.on_restart is not None:
                     self.on_restart(result)
+
+    def _interesting(self, path: str) -> bool:
+        """A changed file of another suffix matters to some participant (a file
+        dependency, a template): asked per such change, participants answer fast."""
+        for participant in self.participants:
+            check = getattr(participant, "interesting", None)
+            if check is not None and check(path):
+                return True
+        return False
 
     @property
     def strict(self) -> bool:

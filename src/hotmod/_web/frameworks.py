@@ -23,7 +23,9 @@ def framework_for(app: Any) -> Framework:
     for cls in type(app).__mro__:
         root = cls.__module__.partition(".")[0]
         if root == "flask":
-            pass  # the Flask adapter (flaskapp.py) plugs in here
+            from .flaskapp import FlaskFramework
+
+            return FlaskFramework(app)
         elif root in ("starlette", "fastapi"):
             pass  # the ASGI adapter (asgiapp.py) plugs in here
     return PlainFramework()
