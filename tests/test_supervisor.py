@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import collections
 import http.client
+import os
+import signal
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from oracle import write_files
+from oracle import wait_until, write_files
 from servehelp import Served, fetch, free_port
 
 RESTARTS = 5
@@ -217,3 +219,79 @@ def test_hotmod_run_server_script_survives_restart(script: str, tmp_path: Path) 
         assert run.wait_reload().get("outcome") == "restart"
         run.wait_event("started", lambda e: e.get("restarts") == 1, timeout=30)
         run.wait_serving("/", "script-2", timeout=30)
+
+
+SLOW_FLASK = """
+    import pathlib
+    import time
+
+    from flask import Flask
+
+    import settings
+
+    app = Flask(__name__)
+
+
+    @app.route("/")
+    def index():
+        return f"version-{settings.VERSION}"
+
+
+    @app.route("/slow")
+    def slow():
+        pathlib.Path("slow-started").touch()
+        time.sleep(1.5)
+        return f"slow-{settings.VERSION}"
+"""
+
+SLOW_FASTAPI = """
+    import asyncio
+    import pathlib
+
+    from fastapi import FastAPI
+    from fastapi.responses import PlainTextResponse
+
+    import settings
+
+    app = FastAPI()
+
+
+    @app.get("/", response_class=PlainTextResponse)
+    def index():
+        return f"version-{settings.VERSION}"
+
+
+    @app.get("/slow", response_class=PlainTextResponse)
+    async def slow():
+        pathlib.Path("slow-started").touch()
+        await asyncio.sleep(1.5)
+        return f"slow-{settings.VERSION}"
+"""
+
+
+@pytest.mark.parametrize("app", ["flask", "fastapi"])
+def test_old_worker_finishes_its_requests_then_ctrl_c_stops_all(
+    app: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "proj"
+    source = SLOW_FLASK if app == "flask" else SLOW_FASTAPI
+    write_files(root, {"settings.py": DECLINED, "app.py": source})
+    with Served(root, ["app:app"], scratch=tmp_path / "s") as served:
+        served.wait_serving("/", "version-0", timeout=30)
+        answers: list[tuple[int, str]] = []
+        slow = threading.Thread(target=lambda: answers.append(served.get("/slow")), daemon=True)
+        slow.start()
+        wait_until(
+            (root / "slow-started").exists, timeout=15, message="the slow request never started"
+        )
+        served.mark()
+        _set_version(root, "1")  # restart while /slow is in flight on the old worker
+        served.wait_serving("/", "version-1")
+        slow.join(timeout=15)
+        assert answers == [(200, "slow-0")], served.describe("the old worker must drain")
+        assert served.stop(signal.SIGINT) == 0, served.describe("Ctrl-C must exit 0")
+    pids = [e["pid"] for e in served.events() if e.get("event") == "started"]
+    assert len(pids) == 2, pids
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # every worker is gone (and reaped) once the supervisor exits

@@ -69,6 +69,8 @@ class UvicornServer:
         self._server.on_ready = on_ready
         self._server.run(sockets=[self._sock])
         self.startup_failed = self._server.startup_failed
+        if self.startup_failed:
+            self._sock.detach()  # never listened on: the descriptor goes back to the worker
 
     def stop(self) -> None:
         """Stop accepting (from any thread); :meth:`serve` drains and returns."""

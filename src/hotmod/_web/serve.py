@@ -167,9 +167,16 @@ class Worker:
             })
 
         try:
-            return self._serve(ready)
+            code = self._serve(ready)
         finally:
             reloader.uninstall()
+        if self.server.startup_failed and not self._stop.is_set():
+            # uvicorn logged the app's traceback; serve the page until a fix.
+            return self._serve_error(StartupError(
+                "LifespanError", "the app's startup (ASGI lifespan) failed; its traceback is"
+                " in the server's log above", None, None, "",
+            ))
+        return code
 
     def _serve_error(self, error: StartupError) -> int:
         """Serve the error page; a change of a watched file asks for a restart."""

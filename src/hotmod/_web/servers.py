@@ -45,6 +45,10 @@ class Server(Protocol):
     def stop(self) -> None:
         """Stop accepting and drain (from any thread)."""
 
+    @property
+    def startup_failed(self) -> bool:
+        """The app's own start-up (ASGI lifespan) failed; nothing was served."""
+
 
 def available(kind: Kind) -> bool:
     """Whether the server for ``kind`` can be imported."""

@@ -141,6 +141,7 @@ class Supervisor:
         self.exit_code = 0
         self.stopping = False
         self._signalled = False
+        self._forced = False
         self._announced = False
         self._respawn_at: float | None = None
         self._last_start = 0.0
@@ -185,6 +186,8 @@ class Supervisor:
                 self._retire(worker)
         now = time.monotonic()
         for worker in list(self.workers):
+            if self._forced:
+                worker.kill_at = now
             if worker.kill_at is not None and now >= worker.kill_at:
                 with contextlib.suppress(OSError):
                     worker.proc.kill()
@@ -203,6 +206,8 @@ class Supervisor:
 
     def _on_signal(self, number: int, frame: types.FrameType | None) -> None:
         # Only noted here; the loop acts on it (a handler runs between any two bytecodes).
+        # A second one (Ctrl-C again) does not wait for the drain.
+        self._forced = self._signalled
         self._signalled = True
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"!")
@@ -289,11 +294,11 @@ class Supervisor:
             self._start_worker()
 
     def _failed(self, worker: Worker, error: dict[str, Any]) -> None:
-        where = error.get("path") or "?"
-        if error.get("line"):
-            where = f"{where}:{error['line']}"
+        where = f"{error['path']}: " if error.get("path") else ""
+        if where and error.get("line"):
+            where = f"{error['path']}:{error['line']}: "
         self._say(
-            f"{self.options.target} failed to start: {where}: {error.get('type')}:"
+            f"{self.options.target} failed to start: {where}{error.get('type')}:"
             f" {error.get('message')}"
         )
         traceback = str(error.get("traceback") or "").rstrip()

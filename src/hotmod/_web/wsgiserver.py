@@ -58,6 +58,11 @@ class _Connections:
         with self._cond:
             self.idle.discard(conn)
 
+    def stop_keeping_alive(self) -> None:
+        """From now on every response closes its connection."""
+        with self._cond:
+            self.draining = True
+
     def drain(self, timeout: float) -> int:
         """Close idle connections, wait for the others; how many are left at the deadline."""
         deadline = time.monotonic() + timeout
@@ -135,6 +140,7 @@ class WerkzeugServer:
     """Serve ``app`` on the listening socket ``fd`` (inherited) until :meth:`stop`."""
 
     name = "Werkzeug"
+    startup_failed = False  # WSGI has no start-up of its own
 
     def __init__(
         self, app: WSGIApplication, fd: int, *, uds: str | None, host: str, port: int,
@@ -169,4 +175,5 @@ class WerkzeugServer:
         """Stop accepting (from any thread); :meth:`serve` drains and returns."""
         if not self._stopping.is_set():
             self._stopping.set()
+            self.connections.stop_keeping_alive()
             threading.Thread(target=self._server.shutdown, daemon=True).start()
