@@ -22,6 +22,29 @@ from typing import IO, Any
 
 from oracle import OracleError, wait_until
 
+#: The apps most tests serve: ``/`` answers ``index-1``.
+FLASK_APP = """
+    from flask import Flask
+
+    app = Flask(__name__)
+
+
+    @app.route("/")
+    def index():
+        return "index-1"
+"""
+
+FASTAPI_APP = """
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+
+    @app.get("/")
+    def index():
+        return {"text": "index-1"}
+"""
+
 START_TIMEOUT = 30.0
 RELOAD_TIMEOUT = 15.0
 HTTP_TIMEOUT = 10.0

@@ -13,20 +13,10 @@ from pathlib import Path
 import pytest
 
 from oracle import code, write_files
-from servehelp import Served
+from servehelp import FASTAPI_APP, FLASK_APP, Served
 
 pytestmark = pytest.mark.timeout(60)
 
-FLASK_APP = """
-    from flask import Flask
-
-    app = Flask(__name__)
-
-
-    @app.route("/")
-    def index():
-        return "index-1"
-"""
 
 FLASK_ROUTE = """
 
@@ -35,16 +25,6 @@ FLASK_ROUTE = """
         return "added-1"
 """
 
-FASTAPI_APP = """
-    from fastapi import FastAPI
-
-    app = FastAPI()
-
-
-    @app.get("/")
-    def index():
-        return {"text": "index-1"}
-"""
 
 FASTAPI_ROUTE = """
 

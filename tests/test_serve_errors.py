@@ -17,26 +17,10 @@ from pathlib import Path
 import pytest
 
 from oracle import write_files
-from servehelp import Served, child_env, free_port
+from servehelp import FASTAPI_APP, FLASK_APP, Served, child_env, free_port
 
 pytestmark = pytest.mark.timeout(60)
 
-FLASK_APP = """
-    from flask import Flask
-
-    app = Flask(__name__)
-
-
-    @app.route("/")
-    def index():
-        return "fixed"
-"""
-
-FASTAPI_APP = """
-    from fastapi import FastAPI
-
-    app = FastAPI()
-"""
 
 # A package on PYTHONPATH that shadows an installed one: as if it were not installed.
 NOT_INSTALLED = 'raise ModuleNotFoundError("No module named {name!r}", name={name!r})\n'
@@ -144,5 +128,5 @@ def test_startup_error_page_then_fix(tmp_path: Path) -> None:
 
         served.mark()
         write_files(root, {"app.py": FLASK_APP})  # the fix
-        served.wait_serving("/", "fixed", timeout=30)
+        served.wait_serving("/", "index-1", timeout=30)
         assert served.wait_event("started").get("restarts") == 2

@@ -221,48 +221,25 @@ def test_hotmod_run_server_script_survives_restart(script: str, tmp_path: Path) 
         run.wait_serving("/", "script-2", timeout=30)
 
 
-SLOW_FLASK = """
-    import pathlib
-    import time
-
-    from flask import Flask
-
-    import settings
-
-    app = Flask(__name__)
-
-
-    @app.route("/")
-    def index():
-        return f"version-{settings.VERSION}"
-
+SLOW_FLASK = FLASK_APP + """
 
     @app.route("/slow")
     def slow():
+        import pathlib
+        import time
+
         pathlib.Path("slow-started").touch()
         time.sleep(1.5)
         return f"slow-{settings.VERSION}"
 """
 
-SLOW_FASTAPI = """
-    import asyncio
-    import pathlib
-
-    from fastapi import FastAPI
-    from fastapi.responses import PlainTextResponse
-
-    import settings
-
-    app = FastAPI()
-
-
-    @app.get("/", response_class=PlainTextResponse)
-    def index():
-        return f"version-{settings.VERSION}"
-
+SLOW_FASTAPI = FASTAPI_APP + """
 
     @app.get("/slow", response_class=PlainTextResponse)
     async def slow():
+        import asyncio
+        import pathlib
+
         pathlib.Path("slow-started").touch()
         await asyncio.sleep(1.5)
         return f"slow-{settings.VERSION}"

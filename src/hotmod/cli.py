@@ -83,15 +83,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Run a program with hot reload. Everything after the script "
         "(or -m module) is passed to the program.",
     )
-    run_p.add_argument("--watch", action="append", metavar="DIR", default=[],
-                       help="folder to watch (repeatable; default: the script's folder, "
-                       "or the current folder with -m)")
-    run_p.add_argument("--exclude", action="append", metavar="GLOB", default=[],
-                       help="ignore files matching GLOB (repeatable)")
-    run_p.add_argument("--debounce-ms", type=int, default=5, metavar="N",
-                       help="quiet period before a batch of changes is applied (default: 5)")
-    run_p.add_argument("--strict", action="store_true",
-                       help="restart instead of applying anything not provably equivalent")
+    _reload_options(run_p, watch_default="the script's folder, or the current folder with -m")
     run_p.add_argument("--json-events", metavar="FILE", type=Path,
                        help="append one JSON object per event to FILE")
     run_p.add_argument("--exit-on-error", action="store_true",
@@ -113,6 +105,18 @@ def _parser() -> argparse.ArgumentParser:
     graph_p.add_argument("-m", dest="module", metavar="MODULE", help="start from a module")
     graph_p.add_argument("script", nargs="?", help="the entry script")
     return parser
+
+
+def _reload_options(parser: argparse.ArgumentParser, *, watch_default: str) -> None:
+    """The reloader's options, shared by ``run`` and ``serve``."""
+    parser.add_argument("--watch", action="append", metavar="DIR", default=[],
+                        help=f"folder to watch (repeatable; default: {watch_default})")
+    parser.add_argument("--exclude", action="append", metavar="GLOB", default=[],
+                        help="ignore files matching GLOB (repeatable)")
+    parser.add_argument("--debounce-ms", type=int, default=5, metavar="N",
+                        help="quiet period before a batch of changes is applied (default: 5)")
+    parser.add_argument("--strict", action="store_true",
+                        help="restart instead of applying anything not provably equivalent")
 
 
 def _serve_parser(sub: Any) -> None:
@@ -139,14 +143,7 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--port", type=int, default=DEFAULT_PORT,
                    help=f"bind to this port (default: {DEFAULT_PORT})")
     p.add_argument("--uds", metavar="PATH", help="bind to this unix socket instead")
-    p.add_argument("--watch", action="append", metavar="DIR", default=[],
-                   help="folder to watch (repeatable; default: the current folder)")
-    p.add_argument("--exclude", action="append", metavar="GLOB", default=[],
-                   help="ignore files matching GLOB (repeatable)")
-    p.add_argument("--debounce-ms", type=int, default=5, metavar="N",
-                   help="quiet period before a batch of changes is applied (default: 5)")
-    p.add_argument("--strict", action="store_true",
-                   help="restart instead of applying anything not provably equivalent")
+    _reload_options(p, watch_default="the current folder")
     p.add_argument("--drain-timeout", type=float, default=DEFAULT_DRAIN_TIMEOUT,
                    metavar="SECONDS",
                    help="how long a reload waits for requests in flight, and an old worker"
