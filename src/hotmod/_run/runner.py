@@ -69,19 +69,21 @@ class _Startup:
     """
 
     environ: dict[str, str] | None = None
-    fds: frozenset[int] = frozenset()
+    fds: dict[int, tuple[int, int]] = {}  # inheritable descriptor -> what it is open on
 
     @classmethod
     def remember(cls) -> None:
         cls.environ = dict(os.environ)
-        cls.fds = frozenset(_open_fds())
+        cls.fds = _inheritable_fds()
 
     @classmethod
     def restore(cls) -> dict[str, str]:
         """Close-on-exec every descriptor opened since; the environment to exec with."""
-        for fd in _open_fds() - cls.fds:
-            with contextlib.suppress(OSError):  # the listing's own descriptor, closed
-                os.set_inheritable(fd, False)
+        for fd, identity in _inheritable_fds().items():
+            # Compared by what it is open on: a number the program reused is not ours.
+            if cls.fds.get(fd) != identity:
+                with contextlib.suppress(OSError):
+                    os.set_inheritable(fd, False)
         env = dict(os.environ if cls.environ is None else cls.environ)
         for name in Env:
             if name in os.environ:
@@ -89,11 +91,19 @@ class _Startup:
         return env
 
 
-def _open_fds() -> set[int]:
+def _inheritable_fds() -> dict[int, tuple[int, int]]:
+    """Descriptors above stderr that an exec would pass on, with their (device, inode)."""
     try:
-        return {int(name) for name in os.listdir("/dev/fd") if int(name) > 2}
+        numbers = [int(name) for name in os.listdir("/dev/fd")]
     except OSError:  # no /dev/fd: nothing known, nothing changed
-        return set()
+        return {}
+    found = {}
+    for fd in numbers:
+        with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
+            if fd > 2 and os.get_inheritable(fd):
+                info = os.fstat(fd)
+                found[fd] = (info.st_dev, info.st_ino)
+    return found
 
 
 def restart_process(result: ReloadResult | None = None) -> None:
