@@ -34,6 +34,8 @@ FASTAPI_ROUTE = """
 """
 
 FACTORY_APP = """
+    import logging
+
     from flask import Flask
 
 
@@ -43,6 +45,11 @@ FACTORY_APP = """
         @app.route("/")
         def index():
             return "factory-1"
+
+        @app.route("/root-logger")
+        def root_logger():
+            root = logging.getLogger()
+            return f"{len(root.handlers)} {logging.getLevelName(root.level)}"
 
         return app
 """
@@ -98,6 +105,8 @@ def test_factory(tmp_path: Path) -> None:
     with Served(root, args, scratch=tmp_path / "scratch") as served:
         served.wait_event("started", timeout=30)
         assert served.get("/") == (200, "factory-1")
+        # hotmod and the server configure their own loggers, never the app's root logger.
+        assert served.get("/root-logger") == (200, "0 WARNING")
         served.mark()
         _edit(root, "factory.py", "factory-1", "factory-2")
         _assert_in_place(served, served.wait_reload())

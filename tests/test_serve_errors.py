@@ -130,3 +130,16 @@ def test_startup_error_page_then_fix(tmp_path: Path) -> None:
         write_files(root, {"app.py": FLASK_APP})  # the fix
         served.wait_serving("/", "index-1", timeout=30)
         assert served.wait_event("started").get("restarts") == 2
+
+
+def test_help_lists_every_option(tmp_path: Path) -> None:
+    result = _serve(tmp_path, "--help", env=child_env(COLUMNS="80"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: hotmod serve [options] module:app\n"), result.stdout
+    for option in (
+        "--factory", "--host", "--port", "--uds", "--watch", "--exclude", "--debounce-ms",
+        "--strict", "--drain-timeout", "--live-reload", "--json-events", "--log-level",
+        "--quiet", "--verbose",
+    ):
+        assert option in result.stdout, option
+    assert max(map(len, result.stdout.splitlines())) <= 80, result.stdout

@@ -13,6 +13,7 @@ survives a restart.
 from __future__ import annotations
 
 import collections
+import contextlib
 import http.client
 import os
 import signal
@@ -272,3 +273,33 @@ def test_old_worker_finishes_its_requests_then_ctrl_c_stops_all(
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # every worker is gone (and reaped) once the supervisor exits
+
+
+def _gone(pid: int) -> bool:
+    """``pid`` has exited (a zombie nobody reaped yet counts as exited)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rpartition(")")[2].split()[0] == "Z"
+    return False
+
+
+def test_dead_worker_is_replaced_and_workers_outlive_no_supervisor(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    write_files(root, {"settings.py": DECLINED, "app.py": FLASK_APP})
+    with Served(root, ["app:app"], scratch=tmp_path / "s") as served:
+        first = served.wait_event("started", timeout=30)["pid"]
+        os.kill(first, signal.SIGKILL)  # the worker dies unexpectedly
+        second = served.wait_event("started", timeout=30)["pid"]
+        served.wait_serving("/", "version-0")
+        assert served.proc is not None
+        served.proc.kill()  # the supervisor dies without a word
+        served.proc.wait(timeout=10)
+        wait_until(
+            lambda: _gone(second), timeout=15,
+            message="a worker must stop when its supervisor is gone",
+        )
+    assert second != first
