@@ -37,6 +37,7 @@ from .._engine.reloader import WATCHED_SUFFIXES, Reloader
 from .._errors import RestartRequired, UsageError
 from .._events import Outcome, ReloadResult, Reporter, Started, TerminalReporter
 from .._run.report import Exited, RunJsonLinesReporter, RunReporter
+from .._run.runner import _some_paths
 from . import frameworks, servers
 from .errorpage import ErrorPageASGI, ErrorPageWSGI, StartupError
 from .ipc import Channel, Message
@@ -240,17 +241,12 @@ class Worker:
             for batch in watcher.batches(self._stop):
                 result = ReloadResult(
                     Outcome.RESTART, paths=tuple(sorted(batch)),
-                    reason=f"{_names(batch)} changed after the app failed to start",
+                    reason=f"{_some_paths(batch)} changed after the app failed to start",
                 )
                 self.reporter.reloaded(result)
                 self._ask_restart(result)
         except (RuntimeError, OSError) as exc:  # the native watcher gave up
             print(f"[hotmod] watching for a fix failed ({exc})", file=sys.stderr)
-
-
-def _names(paths: set[Path]) -> str:
-    shown = sorted(p.name for p in paths)
-    return ", ".join(shown[:3]) + (f" and {len(shown) - 3} more" if len(shown) > 3 else "")
 
 
 def _load(target: Target) -> tuple[Any, Kind]:
