@@ -31,6 +31,8 @@ CLIENTS = 4
 # Bounds of the load: per client thread, and for the whole test.
 MAX_REQUESTS_PER_CLIENT = 5000
 LOAD_SECONDS = 60.0
+# A client that connects, then takes this long to send its request (a scenario, not a wait).
+SLOW_CLIENT_S = 0.6
 
 DECLINED = """
     import hotmod
@@ -303,3 +305,26 @@ def test_dead_worker_is_replaced_and_workers_outlive_no_supervisor(tmp_path: Pat
             message="a worker must stop when its supervisor is gone",
         )
     assert second != first
+
+
+@pytest.mark.parametrize("app", ["flask", "fastapi"])
+def test_client_slow_to_send_its_request_across_a_restart(app: str, tmp_path: Path) -> None:
+    """A connection accepted by the old worker is answered even if its request comes late."""
+    root = tmp_path / "proj"
+    source = FLASK_APP if app == "flask" else FASTAPI_APP
+    write_files(root, {"settings.py": DECLINED, "app.py": source})
+    with Served(root, ["app:app"], scratch=tmp_path / "s") as served:
+        served.wait_serving("/", "version-0", timeout=30)
+        served.mark()
+        conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
+        conn.connect()  # accepted by the old worker, which is about to be replaced
+        try:
+            _set_version(root, "1")
+            served.wait_event("started", timeout=30)  # the new worker is ready: the old one stops
+            time.sleep(SLOW_CLIENT_S)  # the scenario: a client this slow to send its request
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            answer = (response.status, response.read().decode())
+        finally:
+            conn.close()
+        assert answer in {(200, "version-0"), (200, "version-1")}, answer

@@ -4,9 +4,10 @@
 (as under gunicorn). What hotmod adds is the moment the worker is *ready*
 (lifespan started, accepting) and a graceful stop for restarts: uvicorn's own
 shutdown (stop accepting, ``Connection: close`` on requests in flight, idle
-connections closed, ``timeout_graceful_shutdown``) after a short grace
-period in which connections accepted just before the stop get their request
-read, so that uvicorn answers them instead of closing them unanswered.
+keep-alive connections closed, ``timeout_graceful_shutdown``), but only once
+every connection accepted before the stop has sent its first request (for
+at most a few seconds): uvicorn would close such a connection unanswered,
+and the client, which just connected, would see it reset.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from typing import Any, Final
 
 import uvicorn
 
-# Connections accepted just before the stop: time for their request to arrive.
-_ACCEPT_GRACE_S: Final = 0.2
+# Connections accepted before the stop: how long their first request may take to arrive.
+_FIRST_REQUEST_GRACE_S: Final = 2.0
+_POLL_S: Final = 0.01
 
 
 class _Server(uvicorn.Server):
@@ -41,9 +43,17 @@ class _Server(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
             server.close()  # stop accepting first; uvicorn's shutdown does the rest
-        if self.server_state.connections:
-            await asyncio.sleep(_ACCEPT_GRACE_S)
+        loop = asyncio.get_running_loop()
+        grace = min(_FIRST_REQUEST_GRACE_S, float(self.config.timeout_graceful_shutdown or 0))
+        deadline = loop.time() + grace
+        while _fresh(self.server_state.connections) and loop.time() < deadline:
+            await asyncio.sleep(_POLL_S)
         await super().shutdown(sockets=sockets)
+
+
+def _fresh(connections: set[Any]) -> bool:
+    """Some connection was accepted and has not sent a request yet (no request cycle)."""
+    return any(getattr(c, "cycle", True) is None for c in connections)
 
 
 class UvicornServer:
