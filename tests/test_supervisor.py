@@ -328,3 +328,21 @@ def test_client_slow_to_send_its_request_across_a_restart(app: str, tmp_path: Pa
         finally:
             conn.close()
         assert answer in {(200, "version-0"), (200, "version-1")}, answer
+
+
+def test_idle_keep_alive_connection_does_not_hold_the_old_worker(tmp_path: Path) -> None:
+    """uvicorn keeps connections alive; Werkzeug closes each after its response."""
+    root = tmp_path / "proj"
+    write_files(root, {"settings.py": DECLINED, "app.py": FASTAPI_APP})
+    with Served(root, ["app:app", "--drain-timeout", "30"], scratch=tmp_path / "s") as served:
+        old = served.wait_event("started", timeout=30)["pid"]
+        conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
+        try:
+            conn.request("GET", "/")  # served, and the connection is kept alive, idle
+            assert conn.getresponse().read() == b"version-0"
+            _set_version(root, "1")
+            served.wait_event("started", timeout=30)
+            # Closed by the old worker at once, not after the 30 s drain timeout.
+            wait_until(lambda: _gone(old), timeout=10, message="the old worker lingers")
+        finally:
+            conn.close()
