@@ -15,7 +15,10 @@ see latency, never a refused connection.
   worker asks again). With no healthy worker the failed one serves its error
   page until a fix is saved.
 * A worker that dies unexpectedly is replaced (at most one start a second).
-* SIGINT / SIGTERM stop every worker gracefully (drained), then exit 0.
+* SIGINT / SIGTERM stop every worker gracefully (drained), then exit 0; a
+  second one kills them without waiting for the drain.
+* Workers run in their own process group (Ctrl-C in a terminal reaches the
+  supervisor alone) and stop by themselves when the supervisor is gone.
 
 The roles follow hupper (parent owns the loop and the socket; workers report;
 messages are named, :mod:`.ipc`); the code is ours.
