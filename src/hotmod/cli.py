@@ -1,4 +1,4 @@
-"""The ``hotmod`` command line: ``hotmod run`` and ``hotmod graph``."""
+"""The ``hotmod`` command line: ``hotmod run``, ``hotmod serve`` and ``hotmod graph``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -14,7 +14,7 @@ from ._errors import HotmodError, UsageError
 from ._events import Reporter, TerminalReporter
 from ._run.report import RunJsonLinesReporter, RunReporter
 from ._run.runner import restart_process, run
-from ._run.target import Target, TargetNotFound, default_roots, locate_script
+from ._run.target import Target, default_roots, locate_script
 from ._version import __version__
 
 EXIT_USAGE = 2
@@ -83,15 +83,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Run a program with hot reload. Everything after the script "
         "(or -m module) is passed to the program.",
     )
-    run_p.add_argument("--watch", action="append", metavar="DIR", default=[],
-                       help="folder to watch (repeatable; default: the script's folder, "
-                       "or the current folder with -m)")
-    run_p.add_argument("--exclude", action="append", metavar="GLOB", default=[],
-                       help="ignore files matching GLOB (repeatable)")
-    run_p.add_argument("--debounce-ms", type=int, default=5, metavar="N",
-                       help="quiet period before a batch of changes is applied (default: 5)")
-    run_p.add_argument("--strict", action="store_true",
-                       help="restart instead of applying anything not provably equivalent")
+    _reload_options(run_p, watch_default="the script's folder, or the current folder with -m")
     run_p.add_argument("--json-events", metavar="FILE", type=Path,
                        help="append one JSON object per event to FILE")
     run_p.add_argument("--exit-on-error", action="store_true",
@@ -102,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     run_p.add_argument("-m", dest="module", metavar="MODULE", help="run library module as a script")
     run_p.add_argument("script", nargs="?",
                        help="the program to run (a folder runs its __main__.py)")
+    _serve_parser(sub)
     graph_p = sub.add_parser(
         "graph",
         formatter_class=_HelpFormatter,
@@ -112,6 +105,57 @@ def _parser() -> argparse.ArgumentParser:
     graph_p.add_argument("-m", dest="module", metavar="MODULE", help="start from a module")
     graph_p.add_argument("script", nargs="?", help="the entry script")
     return parser
+
+
+def _reload_options(parser: argparse.ArgumentParser, *, watch_default: str) -> None:
+    """The reloader's options, shared by ``run`` and ``serve``."""
+    parser.add_argument("--watch", action="append", metavar="DIR", default=[],
+                        help=f"folder to watch (repeatable; default: {watch_default})")
+    parser.add_argument("--exclude", action="append", metavar="GLOB", default=[],
+                        help="ignore files matching GLOB (repeatable)")
+    parser.add_argument("--debounce-ms", type=int, default=5, metavar="N",
+                        help="quiet period before a batch of changes is applied (default: 5)")
+    parser.add_argument("--strict", action="store_true",
+                        help="restart instead of applying anything not provably equivalent")
+
+
+def _serve_parser(sub: Any) -> None:
+    from ._gate import DEFAULT_DRAIN_TIMEOUT
+    from ._web.options import DEFAULT_HOST, DEFAULT_PORT, LOG_LEVELS
+
+    p = sub.add_parser(
+        "serve",
+        formatter_class=_HelpFormatter,
+        help="serve a WSGI or ASGI app with hot reload",
+        usage="hotmod serve [options] module:app\n       hotmod serve [options] --factory"
+        " module:create_app",
+        description="Serve a WSGI app (Flask...) on Werkzeug's server or an ASGI app"
+        " (FastAPI, Starlette...) on uvicorn. Edits are applied in the running process;"
+        " an edit that needs a restart starts a new worker on the same socket before the"
+        " old one stops, so no connection is refused.",
+    )
+    p.add_argument("target", metavar="module:app",
+                   help="the app (default attribute: app), or its factory with --factory")
+    p.add_argument("--factory", action="store_true",
+                   help="module:create_app is a function returning the app")
+    p.add_argument("--host", default=DEFAULT_HOST,
+                   help=f"bind to this address (default: {DEFAULT_HOST})")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help=f"bind to this port (default: {DEFAULT_PORT})")
+    p.add_argument("--uds", metavar="PATH", help="bind to this unix socket instead")
+    _reload_options(p, watch_default="the current folder")
+    p.add_argument("--drain-timeout", type=float, default=DEFAULT_DRAIN_TIMEOUT,
+                   metavar="SECONDS",
+                   help="how long a reload waits for requests in flight, and an old worker"
+                   f" for its connections to finish (default: {DEFAULT_DRAIN_TIMEOUT:g})")
+    p.add_argument("--live-reload", action="store_true",
+                   help="reload the browser's page after each change")
+    p.add_argument("--json-events", metavar="FILE", type=Path,
+                   help="append one JSON object per event to FILE")
+    p.add_argument("--log-level", choices=LOG_LEVELS, default="info",
+                   help="the server's log level (default: info; the access log is info)")
+    p.add_argument("-q", "--quiet", action="store_true", help="report failures only")
+    p.add_argument("-v", "--verbose", action="store_true", help="report more detail")
 
 
 def _split_program_args(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -142,19 +186,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if args.command == "serve":
+        return _errors_to_exit(_serve, args)
     if (args.script is None) == (args.module is None):
         parser.exit(EXIT_USAGE, f"hotmod {args.command}: error: give a script or -m module\n")
     target = Target(script=args.script, module=args.module, args=program_args)
+    if args.command == "graph":
+        return _errors_to_exit(lambda: _graph(target, as_json=args.json))
+    return _errors_to_exit(_run, target, args)
+
+
+def _errors_to_exit(command: Callable[..., int], *args: Any) -> int:
+    """Run ``command``; hotmod's expected errors become one line on stderr and an exit code."""
     try:
-        if args.command == "graph":
-            return _graph(target, as_json=args.json)
-        return _run(target, args)
+        return command(*args)
     except UsageError as exc:
         print(f"hotmod: error: {exc}", file=sys.stderr)
-        return exc.exit_code if isinstance(exc, TargetNotFound) else EXIT_USAGE
+        return int(getattr(exc, "exit_code", EXIT_USAGE))
     except HotmodError as exc:
         print(f"hotmod: {exc}", file=sys.stderr)
         return 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ._web.options import ServeOptions
+    from ._web.slot import Target as AppTarget
+    from ._web.supervisor import serve
+
+    AppTarget.parse(args.target, factory=args.factory)  # a malformed target: usage error
+    if args.debounce_ms < 0:
+        raise UsageError("--debounce-ms must be 0 or more")
+    if args.drain_timeout < 0:
+        raise UsageError("--drain-timeout must be 0 or more")
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port must be between 0 and 65535")
+    for folder in args.watch:
+        if not Path(folder).is_dir():
+            raise UsageError(f"--watch {folder}: not a directory")
+    options = ServeOptions(
+        target=args.target, factory=args.factory, host=args.host, port=args.port,
+        uds=None if args.uds is None else os.path.abspath(args.uds),
+        watch=tuple(str(Path(w).resolve()) for w in args.watch), exclude=tuple(args.exclude),
+        debounce_ms=args.debounce_ms, strict=args.strict, drain_timeout=args.drain_timeout,
+        live_reload=args.live_reload,
+        json_events=None if args.json_events is None
+        else str(_writable(args.json_events, "--json-events")),
+        log_level=args.log_level, verbosity=0 if args.quiet else 2 if args.verbose else 1,
+        argv=tuple(sys.argv),
+    )
+    return serve(options)
 
 
 def _run(target: Target, args: argparse.Namespace) -> int:

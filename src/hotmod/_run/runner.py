@@ -3,7 +3,8 @@
 Same ``sys.argv``, ``sys.path[0]``, ``__name__``, stdio, signals and exit
 code as ``python script.py`` / ``python -m module``. A reload that needs a
 restart re-executes the whole process with the same arguments (the same
-stdin, stdout and stderr stay connected).
+stdin, stdout and stderr stay connected), the environment it started with
+and none of the descriptors the program opened (a server's listening socket).
 
 When the program ends with an uncaught exception (or its entry script does not
 compile), its traceback is printed as python prints it; then, unless
@@ -56,6 +57,55 @@ class Env(enum.StrEnum):
     CWD = "HOTMOD_ORIGINAL_CWD"
 
 
+class _Startup:
+    """What the process had when hotmod started it, so that a restart is a fresh start.
+
+    A program that started a server leaves things an ``exec`` would carry
+    over: Werkzeug's ``app.run()`` makes its listening socket inheritable and
+    puts its descriptor in ``WERKZEUG_SERVER_FD``; the new process would then
+    find the port taken ("Address already in use"). The restarted process
+    gets the environment and the inheritable descriptors hotmod started with,
+    nothing the program opened or set since.
+    """
+
+    environ: dict[str, str] | None = None
+    fds: dict[int, tuple[int, int]] = {}  # inheritable descriptor -> what it is open on
+
+    @classmethod
+    def remember(cls) -> None:
+        cls.environ = dict(os.environ)
+        cls.fds = _inheritable_fds()
+
+    @classmethod
+    def restore(cls) -> dict[str, str]:
+        """Close-on-exec every descriptor opened since; the environment to exec with."""
+        for fd, identity in _inheritable_fds().items():
+            # Compared by what it is open on: a number the program reused is not ours.
+            if cls.fds.get(fd) != identity:
+                with contextlib.suppress(OSError):
+                    os.set_inheritable(fd, False)
+        env = dict(os.environ if cls.environ is None else cls.environ)
+        for name in Env:
+            if name in os.environ:
+                env[name] = os.environ[name]
+        return env
+
+
+def _inheritable_fds() -> dict[int, tuple[int, int]]:
+    """Descriptors above stderr that an exec would pass on, with their (device, inode)."""
+    try:
+        numbers = [int(name) for name in os.listdir("/dev/fd")]
+    except OSError:  # no /dev/fd: nothing known, nothing changed
+        return {}
+    found = {}
+    for fd in numbers:
+        with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
+            if fd > 2 and os.get_inheritable(fd):
+                info = os.fstat(fd)
+                found[fd] = (info.st_dev, info.st_ino)
+    return found
+
+
 def restart_process(result: ReloadResult | None = None) -> None:
     """Replace this process with a fresh one running the same command line."""
     for stream in (sys.stdout, sys.stderr):
@@ -63,7 +113,7 @@ def restart_process(result: ReloadResult | None = None) -> None:
             stream.flush()
     os.environ[Env.RESTARTS] = str(int(os.environ.get(Env.RESTARTS, "0")) + 1)
     os.chdir(os.environ.get(Env.CWD, os.getcwd()))
-    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], _Startup.restore())
 
 
 def run(
@@ -76,6 +126,7 @@ def run(
     replaced by a fresh one at the next change.
     """
     os.environ.setdefault(Env.CWD, os.getcwd())
+    _Startup.remember()
     signals = _Signals.save()
     reloader.install()
     try:
