@@ -41,6 +41,7 @@ class ReloadResult:
     patched: tuple[str, ...] = ()  # modules whose functions/classes were patched in place
     reexecuted: tuple[str, ...] = ()  # modules whose new source ran top to bottom
     removed: tuple[str, ...] = ()  # modules dropped (file deleted)
+    claimed: tuple[Path, ...] = ()  # other files a participant applied (templates...)
     functions: int = 0  # function objects whose code was replaced
     version: int = 0  # the engine's version after this batch
     duration_ms: float = 0.0
@@ -61,6 +62,7 @@ class ReloadResult:
             "patched": list(self.patched),
             "reexecuted": list(self.reexecuted),
             "removed": list(self.removed),
+            "claimed": [str(p) for p in self.claimed],
             "functions": self.functions,
             "version": self.version,
             "duration_ms": round(self.duration_ms, 3),
@@ -114,6 +116,8 @@ def _modules_phrase(result: ReloadResult) -> str:
         parts.append(f"re-executed {', '.join(result.reexecuted)}")
     if result.removed:
         parts.append(f"removed {', '.join(result.removed)}")
+    if result.claimed:
+        parts.append(f"reloaded {', '.join(p.name for p in result.claimed)}")
     return "; ".join(parts) or "no code changed"
 
 

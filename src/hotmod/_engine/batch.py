@@ -166,6 +166,7 @@ class Batch:
         return self._result(
             Outcome.APPLIED, version=self.version + 1, patched=patched, reexecuted=reexecuted,
             removed=tuple(sorted(self.plan.removed)), functions=self.functions,
+            claimed=tuple(sorted(self.claimed)),
             notes=tuple(self.notes),
         )
 
