@@ -53,7 +53,12 @@ class GateMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind not in ("http", "websocket"):
-            await self.app(scope, receive, send)
+            # A slot whose adapter runs lifespans for every app it serves takes them.
+            host = getattr(self._app, "lifespan", None) if self._getter else None
+            if kind == "lifespan" and host is not None:
+                await host(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         gate = self.gate
         await gate.enter_async()

@@ -25,7 +25,9 @@ def framework_for(app: Any) -> Framework:
         if root == "flask":
             pass  # the Flask adapter (flaskapp.py) plugs in here
         elif root in ("starlette", "fastapi"):
-            pass  # the ASGI adapter (asgiapp.py) plugs in here
+            from .asgiapp import AsgiFramework
+
+            return AsgiFramework()
     return PlainFramework()
 
 

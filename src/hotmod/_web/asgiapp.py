@@ -1,0 +1,275 @@
+"""The ASGI adapter: Starlette and FastAPI apps under hot reload, as a fresh start serves them.
+
+:class:`AsgiFramework` is the :class:`~hotmod._web.slot.Framework` that
+``frameworks.framework_for`` gives an app whose class comes from Starlette
+or FastAPI. What it adds to swapping the app:
+
+prepare
+    FastAPI derives parameters, bodies and response models from endpoint
+    and dependency *signatures* and from Pydantic models, once, when a
+    route is made. So a batch that changes what a route was derived from
+    rebuilds the app from re-executed modules:
+
+    * a body-only edit that changes the signature or docstring of a
+      function the served app calls (endpoint, dependency, a dependency
+      class's ``__init__``) re-executes that function's module and every
+      project module that holds a router, so the routes are made again from
+      the new signature;
+    * an edit of a Pydantic model class re-executes its module (a model
+      cannot be patched in place) and the modules of the models that use
+      it (a field of that type, a subclass): their fields are collected
+      again, as at start-up;
+    * and then the app's module, which builds the new app.
+commit (a participant, before the app's)
+    The live model classes merged from staged ones are rebuilt on live
+    classes (:mod:`hotmod._web.pydantic`).
+adopt
+    The new app is walked and pointed at live functions and classes, and
+    FastAPI's model fields get adapters built from the rebuilt models
+    (:mod:`hotmod._web.relink`). Its OpenAPI schema is made on first use,
+    from the new routes.
+start / retire
+    The new app's lifespan startup runs before the swap, the old app's
+    shutdown after the drain (:mod:`hotmod._web.lifespan`).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import logging
+import sys
+import types
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from .lifespan import Lifespans
+from .pydantic import LiveModels, dependents, future_namespaces, is_model, staged_models
+from .relink import Relinker, attributes, from_framework
+
+if TYPE_CHECKING:
+    from .._engine.batch import Batch
+    from .._engine.participants import Participant
+    from .._engine.undo import UndoLog
+    from .slot import AppSlot
+
+logger = logging.getLogger(__name__)
+
+
+class AsgiFramework:
+    """Starlette and FastAPI (see the module docstring)."""
+
+    name = "asgi"
+
+    def __init__(self) -> None:
+        self.lifespans: Lifespans | None = None
+        self._models: dict[int, LiveModels] = {}  # id(batch) -> the models it rebuilt
+
+    def participants(self, slot: AppSlot) -> list[Participant]:
+        """What serving ``slot`` needs besides the app's participant (called by ``attach``)."""
+        self.lifespans = Lifespans(slot)
+        slot.lifespan = self.lifespans.serve
+        return [_ModelsParticipant(self)]
+
+    def prepare(self, batch: Batch, slot: AppSlot) -> None:
+        reasons = rebuild_reasons(batch, slot.app)
+        for module, reason in sorted(reasons.items()):
+            batch.require(module, reason)
+        if reasons:
+            batch.require(slot.target.module, f"builds the served app ({slot.target})")
+
+    def adopt(self, batch: Batch, app: Any) -> None:
+        models = self._models.get(id(batch))
+        if models is None:
+            models = LiveModels(batch.live, batch.undo)
+        relinker = Relinker(batch.live, batch.undo)
+        relinker.relink(app)
+        relinker.rebuild_fields(models, future_namespaces(batch))
+
+    def start(self, app: Any) -> None:
+        if self.lifespans is not None:
+            self.lifespans.start(app)
+
+    def retire(self, app: Any) -> None:
+        if self.lifespans is not None:
+            self.lifespans.retire(app)
+
+
+class _ModelsParticipant:
+    """Rebuilds the live Pydantic models of re-executed modules, before the app is adopted."""
+
+    name = "asgi-models"
+    order = 150  # after the core's, before the app's (200), which uses the rebuilt models
+
+    def __init__(self, framework: AsgiFramework) -> None:
+        self.framework = framework
+
+    def prepare(self, batch: Batch) -> None:
+        pass
+
+    def stage(self, batch: Batch) -> None:
+        pass
+
+    def commit(self, batch: Batch, undo: UndoLog) -> None:
+        models = LiveModels(batch.live, undo)
+        for staged, live in staged_models(batch):
+            models.add(live, force=live is not staged)
+        models.rebuild(future_namespaces(batch))
+        self.framework._models[id(batch)] = models
+
+    def committed(self, batch: Batch) -> None:
+        self.framework._models.pop(id(batch), None)
+
+    def abandon(self, batch: Batch) -> None:
+        self.framework._models.pop(id(batch), None)
+
+
+# -- what a batch must re-execute ----------------------------------------------------------
+def rebuild_reasons(batch: Batch, app: Any) -> dict[str, str]:
+    """Modules to re-execute so that what the framework derived is derived again (module -> why).
+
+    Reads the plan, the syntax trees and live objects; runs no user code.
+    """
+    plan, graph = batch.plan, batch.graph
+    reasons: dict[str, str] = {}
+    reexec = set(plan.reexec)
+    for module, reshaped in plan.candidates.items():
+        live = sys.modules.get(module)
+        if live is not None and any(is_model(live.__dict__.get(n)) for n in reshaped):
+            reexec.add(module)
+            reasons[module] = "a Pydantic model changed (models are rebuilt, not patched)"
+    affected = {
+        value for name in reexec if (live := sys.modules.get(name)) is not None
+        for value in list(live.__dict__.values())
+        if is_model(value) and value.__module__ == name
+    }
+    if affected:
+        others = [
+            other for name in graph.records
+            if name not in reexec and (other := sys.modules.get(name)) is not None
+        ]
+        for name, classes in dependents(affected, others).items():
+            used = ", ".join(sorted(c.__qualname__ for c in classes))
+            reasons[name] = f"its models ({used}) use a model that is rebuilt"
+    changed = signature_changes(batch)
+    if changed:
+        called = app_callables(app)
+        for module, qualnames in sorted(changed.items()):
+            hits = sorted(q for q in qualnames if _resolve(sys.modules.get(module), q) in called)
+            if hits:
+                reasons[module] = (
+                    f"the signature of {hits[0]} changed: the app derives its routes from it"
+                )
+        if any("signature" in r for r in reasons.values()):
+            for name in router_modules(graph.records):
+                reasons.setdefault(name, "defines routes, made again from the new signatures")
+    return reasons
+
+
+def signature_changes(batch: Batch) -> dict[str, set[str]]:
+    """Functions whose parameters, annotations, defaults, return annotation or docstring
+    changed in modules the plan may patch in place (module -> qualnames)."""
+    found: dict[str, set[str]] = {}
+    for module in batch.plan.candidates:
+        change = batch.plan.changes.get(module)
+        record = batch.graph.records.get(module)
+        if change is None or change.tree is None or record is None:
+            continue
+        old = dict(_signatures(record.tree))
+        for qualname, signature in _signatures(change.tree):
+            if old.get(qualname, signature) != signature:
+                found.setdefault(module, set()).add(qualname)
+    return found
+
+
+def _signatures(tree: ast.Module) -> Iterator[tuple[str, str]]:
+    """(qualname, what FastAPI reads of it) for top-level functions and methods."""
+    for node in tree.body:
+        members = node.body if isinstance(node, ast.ClassDef) else [node]
+        prefix = f"{node.name}." if isinstance(node, ast.ClassDef) else ""
+        for item in members:
+            if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                parts = (item.args, item.returns, ast.get_docstring(item))
+                yield prefix + item.name, repr([
+                    ast.dump(p) if isinstance(p, ast.AST) else p for p in parts
+                ])
+
+
+def _resolve(module: types.ModuleType | None, qualname: str) -> int | None:
+    value: Any = module
+    for part in qualname.split("."):
+        value = getattr(value, part, None)
+        if value is None:
+            return None
+    return id(value)
+
+
+def app_callables(app: Any) -> set[int]:
+    """Ids of the functions a served app calls (endpoints, dependencies, middleware...).
+
+    A read-only walk over the app's framework objects; a class found there
+    contributes its ``__init__`` and ``__call__`` (FastAPI reads their signatures).
+    """
+    found: set[int] = set()
+    seen: set[int] = set()
+    stack: list[Any] = [app]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        kind = type(obj)
+        if kind is types.FunctionType:
+            found.add(id(obj))
+            wrapped = obj.__dict__.get("__wrapped__")
+            if wrapped is not None:
+                stack.append(wrapped)
+            if _framework_code(obj):
+                stack.extend(_cell_values(obj))
+        elif kind is types.MethodType:
+            stack.append(obj.__func__)
+        elif kind is functools.partial:
+            stack.extend([obj.func, *obj.args, *obj.keywords.values()])
+        elif kind in (list, tuple, set, frozenset):
+            stack.extend(obj)
+        elif kind is dict:
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, type):
+            stack.extend(v for k, v in vars(obj).items() if k in ("__init__", "__call__"))
+        elif from_framework(kind):
+            stack.extend(v for _, v in attributes(obj))
+        elif callable(obj) and not isinstance(obj, types.ModuleType):
+            stack.append(kind)  # a callable instance used as a dependency
+    return found
+
+
+def router_modules(modules: Any) -> list[str]:
+    """Project modules whose namespace holds a router or an app (they make routes)."""
+    found = []
+    for name in modules:
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        for value in list(module.__dict__.values()):
+            if not isinstance(value, type) and from_framework(type(value)) and hasattr(
+                value, "routes"
+            ):
+                found.append(name)
+                break
+    return found
+
+
+def _framework_code(func: types.FunctionType) -> bool:
+    module = func.__globals__.get("__name__")
+    return isinstance(module, str) and module.partition(".")[0] in ("starlette", "fastapi")
+
+
+def _cell_values(func: types.FunctionType) -> list[Any]:
+    values = []
+    for cell in func.__closure__ or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:
+            continue
+    return values
