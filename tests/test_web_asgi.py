@@ -248,11 +248,16 @@ def current_user"""),
          '    return {"q": q, **paging}'),
     )
     assert_fresh(shop.served, [*PATHS, "/search?size=3&page=2", "/search?size=x"])
-    # A body-only edit that changes a dependency's signature: FastAPI must read it again.
+    # A parameter added to a dependency (its module re-executes).
     shop.apply(("shop/deps.py", 'def current_user() -> str:\n    return "anon"',
-                'def current_user(token: str = "anon") -> str:\n    return token.upper()'))
+                'def current_user(token: str = "anon") -> str:\n    return str(token).upper()'))
     got = assert_fresh(shop.served, ["/", "/?token=bo", "/openapi.json"])
     assert got["/?token=bo"] == (200, {"hello": "BO"})
+    # A body-only edit of its signature (a default, an annotation): FastAPI must read it again.
+    result = shop.apply(("shop/deps.py", 'token: str = "anon"', "token: int = 7"))
+    assert "shop.app" in result.reexecuted
+    got = assert_fresh(shop.served, ["/", "/?token=3", "/?token=bo", "/openapi.json"])
+    assert got["/"] == (200, {"hello": "7"})
 
 
 def test_middleware_and_exception_handler_added(shop: Project) -> None:
@@ -286,7 +291,13 @@ def brew():
     got = assert_fresh(shop.served, [*PATHS, "/brew"])
     assert got["/brew"] == (418, {"teapot": "short and stout"})
     assert shop.served.get("/").headers["x-stamp"] == "one"
-    assert fresh(shop.served.root, "shop.app:app", ["/"])["/"].headers["x-stamp"] == "one"
+    # Edited again: the exception class and the middleware keep their live identity.
+    shop.apply(("shop/app.py", '"x-stamp"] = "one"', '"x-stamp"] = "two"'),
+               ("shop/app.py", "short and stout", "tall"))
+    assert shop.served.get("/brew").json() == {"teapot": "tall"}
+    assert shop.served.get("/brew").status == 418
+    assert shop.served.get("/").headers["x-stamp"] == "two"
+    assert fresh(shop.served.root, "shop.app:app", ["/"])["/"].headers["x-stamp"] == "two"
 
 
 # -- signatures: what FastAPI derived from an endpoint's parameters ----------------------------
@@ -471,10 +482,15 @@ def test_lifespan_of_a_replaced_app(tmp_path: Path) -> None:
         assert served.get("/events").json() == ["start 1", "start 2", "stop 1", "start -3"]
         life.apply(("life/app.py", "VERSION = 2", "VERSION = 4"))
         assert served.get("/").json() == {"app": 4, "state": 4}
+        # A body edit of the lifespan: the app is made and started again, as a fresh start would.
+        life.apply(("life/app.py", "version = VERSION", "version = VERSION * 10"))
+        assert served.get("/").json() == {"app": 40, "state": 4}
+        assert_fresh(served, ["/"], {})
     finally:
         served.stop()
     # The server's shutdown stops the app it serves then.
-    assert sys.modules["life.log"].EVENTS[-3:] == ["start 4", "stop 2", "stop 4"]
+    events = sys.modules["life.log"].EVENTS
+    assert events[-5:] == ["start 4", "stop 2", "start 4", "stop 4", "stop 40"]
 
 
 # -- Starlette ------------------------------------------------------------------------------------

@@ -37,10 +37,11 @@ from __future__ import annotations
 
 import ast
 import functools
+import inspect
 import logging
 import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .lifespan import Lifespans
@@ -151,57 +152,70 @@ def rebuild_reasons(batch: Batch, app: Any) -> dict[str, str]:
         for name, classes in dependents(affected, others).items():
             used = ", ".join(sorted(c.__qualname__ for c in classes))
             reasons[name] = f"its models ({used}) use a model that is rebuilt"
-    changed = signature_changes(batch)
-    if changed:
-        called = app_callables(app)
-        for module, qualnames in sorted(changed.items()):
-            hits = sorted(q for q in qualnames if _resolve(sys.modules.get(module), q) in called)
-            if hits:
+    changed = function_changes(batch)
+    if not changed:
+        return reasons
+    called = app_callables(app)
+    starts = lifespan_code(app, graph.records)
+    resigned = False
+    for module, functions in sorted(changed.items()):
+        live = sys.modules.get(module)
+        for qualname, signature in sorted(functions.items()):
+            target = _resolve(live, qualname)
+            if signature and target is not None and id(target) in called:
                 reasons[module] = (
-                    f"the signature of {hits[0]} changed: the app derives its routes from it"
+                    f"the signature of {qualname} changed: the app derives its routes from it"
                 )
-        if any("signature" in r for r in reasons.values()):
-            for name in router_modules(graph.records):
-                reasons.setdefault(name, "defines routes, made again from the new signatures")
+                resigned = True
+            elif id(getattr(inspect.unwrap(target), "__code__", None)) in starts:
+                reasons.setdefault(module, f"{qualname} changed: the new app starts with it")
+    if resigned:
+        for name in router_modules(graph.records):
+            reasons.setdefault(name, "defines routes, made again from the new signatures")
     return reasons
 
 
-def signature_changes(batch: Batch) -> dict[str, set[str]]:
-    """Functions whose parameters, annotations, defaults, return annotation or docstring
-    changed in modules the plan may patch in place (module -> qualnames)."""
-    found: dict[str, set[str]] = {}
+def function_changes(batch: Batch) -> dict[str, dict[str, bool]]:
+    """Functions changed in modules the plan may patch in place: module -> qualname ->
+    whether what FastAPI reads of it (parameters, annotations, defaults, return
+    annotation, docstring) changed. Statements the edit left alone are skipped."""
+    found: dict[str, dict[str, bool]] = {}
     for module in batch.plan.candidates:
         change = batch.plan.changes.get(module)
         record = batch.graph.records.get(module)
         if change is None or change.tree is None or record is None:
             continue
-        old = dict(_signatures(record.tree))
-        for qualname, signature in _signatures(change.tree):
-            if old.get(qualname, signature) != signature:
-                found.setdefault(module, set()).add(qualname)
+        old = {name: node for name, node in _functions(record.tree)}
+        for qualname, node in _functions(change.tree):
+            before = old.get(qualname)
+            if before is None or before is node or ast.dump(before) == ast.dump(node):
+                continue
+            found.setdefault(module, {})[qualname] = _signature(before) != _signature(node)
     return found
 
 
-def _signatures(tree: ast.Module) -> Iterator[tuple[str, str]]:
-    """(qualname, what FastAPI reads of it) for top-level functions and methods."""
+def _functions(tree: ast.Module) -> Iterator[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    """(qualname, node) for top-level functions and methods of top-level classes."""
     for node in tree.body:
         members = node.body if isinstance(node, ast.ClassDef) else [node]
         prefix = f"{node.name}." if isinstance(node, ast.ClassDef) else ""
         for item in members:
             if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
-                parts = (item.args, item.returns, ast.get_docstring(item))
-                yield prefix + item.name, repr([
-                    ast.dump(p) if isinstance(p, ast.AST) else p for p in parts
-                ])
+                yield prefix + item.name, item
 
 
-def _resolve(module: types.ModuleType | None, qualname: str) -> int | None:
+def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+    parts = (node.args, node.returns, ast.get_docstring(node))
+    return repr([ast.dump(p) if isinstance(p, ast.AST) else p for p in parts])
+
+
+def _resolve(module: types.ModuleType | None, qualname: str) -> Any:
     value: Any = module
     for part in qualname.split("."):
         value = getattr(value, part, None)
         if value is None:
             return None
-    return id(value)
+    return value
 
 
 def app_callables(app: Any) -> set[int]:
@@ -242,6 +256,35 @@ def app_callables(app: Any) -> set[int]:
         elif callable(obj) and not isinstance(obj, types.ModuleType):
             stack.append(kind)  # a callable instance used as a dependency
     return found
+
+
+def lifespan_code(app: Any, project: Container[str]) -> set[int]:
+    """Ids of the code of the project functions the app's lifespan runs.
+
+    Code, not functions: the app may hold the staged function of an earlier
+    batch, which shares its code with the live one.
+    """
+    stack: list[Any] = []
+    for owner in (app, getattr(app, "router", None)):
+        for name in ("lifespan_context", "on_startup", "on_shutdown"):
+            stack.append(getattr(owner, name, None))
+    found: set[int] = set()
+    codes: set[int] = set()
+    while stack:
+        obj = stack.pop()
+        if id(obj) in found:
+            continue
+        if type(obj) is types.FunctionType:
+            found.add(id(obj))
+            if obj.__globals__.get("__name__") in project:
+                codes.add(id(obj.__code__))
+            stack.extend(_cell_values(obj))
+            stack.append(obj.__dict__.get("__wrapped__"))
+        elif type(obj) in (list, tuple):
+            stack.extend(obj)
+        elif type(obj) is functools.partial:
+            stack.extend([obj.func, *obj.args])
+    return codes
 
 
 def router_modules(modules: Any) -> list[str]:

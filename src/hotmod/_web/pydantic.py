@@ -199,7 +199,9 @@ class LiveModels:
 
         ``namespaces`` maps a module name to the names its live module will
         have (forward references in annotations resolve there). A rebuild
-        that fails raises: the batch rolls back.
+        that fails raises (the batch rolls back); an annotation naming
+        something not defined yet leaves the model incomplete, as Pydantic does
+        when the class is made.
         """
         order = [c for c in self._order if c not in self.rebuilt]
         if not order:
@@ -217,7 +219,8 @@ class LiveModels:
             if module is not None and not namespace:
                 namespace = dict(module.__dict__)
             rebuild: Any = cls.model_rebuild  # type: ignore[attr-defined]
-            rebuild(force=True, _types_namespace=namespace)
+            # As at class creation, a name not defined yet leaves the model incomplete.
+            rebuild(force=True, raise_errors=False, _types_namespace=namespace)
             self.rebuilt.append(cls)
 
 
