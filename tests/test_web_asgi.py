@@ -552,3 +552,39 @@ def test_starlette_routes_and_mount(tmp_path: Path) -> None:
                     'ROUTES = [Route("/ping", ping), Route("/pong", ping)]'))
         got = assert_fresh(served, STAR_PATHS, {})
         assert got["/v1/pong"] == (200, {"pong": 1})
+
+
+def test_rollback_at_commit_restores_models_and_app(shop: Project) -> None:
+    # The app module's dispose hook refuses while a marker file exists: it runs at
+    # commit, after the models were rebuilt and the new app adopted.
+    shop.apply(("shop/app.py", "app = FastAPI()\n", """app = FastAPI()
+hot = hotmod.hot(__name__)
+
+
+@hot.dispose
+def _refuse(data):
+    if (pathlib.Path(__file__).parent / "refuse").exists():
+        raise RuntimeError("not now")
+"""), ("shop/app.py", "from fastapi import",
+        "import pathlib\n\nimport hotmod\nfrom fastapi import"))
+    assert shop.served.slot is not None
+    app = shop.served.slot.app
+    before = {p: _norm(shop.served.get(p, **REQUESTS.get(p, {}))) for p in PATHS}
+    models = sys.modules["shop.models"]
+    schema = models.Item.__pydantic_core_schema__
+    (shop.served.root / "shop" / "refuse").write_text("")
+    result = shop.fail(
+        ("shop/models.py", "    price: float\n", "    price: float\n    stock: int = 5\n"),
+        ("shop/items.py", 'prefix="/items"', 'prefix="/goods"'),
+    )
+    assert result.error is not None
+    assert "not now" in str(result.error)
+    assert shop.served.slot.app is app
+    assert models.Item.__pydantic_core_schema__ is schema
+    assert sorted(models.Item.model_fields) == ["name", "price", "tags"]
+    assert {p: _norm(shop.served.get(p, **REQUESTS.get(p, {}))) for p in PATHS} == before
+    (shop.served.root / "shop" / "refuse").unlink()
+    shop.apply(("shop/models.py", "    price: float\n", "    price: float\n    stock: int = 5\n"),
+               ("shop/items.py", 'prefix="/items"', 'prefix="/goods"'))
+    assert_fresh(shop.served, ["/goods/7", "/items/7", "/goods/check", "/openapi.json"],
+                 {"/goods/check": REQUESTS["/items/check"]})

@@ -155,7 +155,10 @@ def rebuild_reasons(batch: Batch, app: Any) -> dict[str, str]:
     changed = function_changes(batch)
     if not changed:
         return reasons
-    called = app_callables(app)
+    # Walked only when a signature changed: a body edit stays cheap (G5).
+    called = app_callables(app) if any(
+        any(f.values()) for f in changed.values()
+    ) else set()
     starts = lifespan_code(app, graph.records)
     resigned = False
     for module, functions in sorted(changed.items()):
