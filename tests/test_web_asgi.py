@@ -392,6 +392,10 @@ def test_model_used_by_a_model_in_another_module(shop: Project) -> None:
 
         class Basket(BaseModel):
             items: list[Item]
+
+
+        class Shelf(BaseModel):  # used by no route
+            items: list[Item] = []
     """
     shop.apply(
         ("shop/items.py", "from shop.models import Item, Receipt",
@@ -405,10 +409,22 @@ def basket():
 @router.get(\"/{item_id}\""""),
         add={"shop/orders.py": orders},
     )
-    shop.apply(("shop/models.py", "    price: float\n", "    price: float\n    stock: int = 5\n"))
+    # A field added to the model Basket uses: Basket's module runs again too.
+    shop.apply(("shop/models.py", "    price: float\n", "    price: float\n    stock: int = STOCK\n"),
+               ("shop/models.py", "from pydantic", "from shop.consts import STOCK\nfrom pydantic"),
+               add={"shop/consts.py": "STOCK = 5\n"})
     got = assert_fresh(shop.served, [*PATHS, "/items/basket"])
     basket = {"items": [{"name": "b", "price": 2.0, "tags": [], "stock": 5}]}
     assert got["/items/basket"] == (200, basket)
+    # A constant the model reads: its module re-executes as an importer while staging
+    # (unknown beforehand); Basket, which embeds Item's schema, is rebuilt at commit.
+    result = shop.apply(("shop/consts.py", "STOCK = 5", "STOCK = 7"))
+    assert "shop.orders" not in result.reexecuted
+    got = assert_fresh(shop.served, ["/items/basket", "/items/7", "/openapi.json"])
+    assert got["/items/basket"][1]["items"][0]["stock"] == 7  # type: ignore[index]
+    shelf = sys.modules["shop.orders"].Shelf.model_validate({"items": [{"name": "s", "price": 1}]})
+    assert shelf.items[0].stock == 7
+    assert type(shelf.items[0]) is sys.modules["shop.models"].Item
 
 
 # -- all or nothing -------------------------------------------------------------------------------

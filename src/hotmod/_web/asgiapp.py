@@ -115,7 +115,20 @@ class _ModelsParticipant:
         models = LiveModels(batch.live, undo)
         for staged, live in staged_models(batch):
             models.add(live, force=live is not staged)
-        models.rebuild(future_namespaces(batch))
+        namespaces = future_namespaces(batch)
+        models.rebuild(namespaces)
+        if models.rebuilt:
+            # Models that embed a rebuilt one but did not run again (prepare asks
+            # for them; an importer re-executed only while staging is found here).
+            ran = {*batch.staged.modules, *batch.staged.new}
+            others = [
+                module for name in batch.graph.records
+                if name not in ran and (module := sys.modules.get(name)) is not None
+            ]
+            for classes in dependents(set(models.rebuilt), others).values():
+                for cls in classes:
+                    models.add(cls, force=True)
+            models.rebuild(namespaces)
         self.framework._models[id(batch)] = models
 
     def committed(self, batch: Batch) -> None:

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 Live = Callable[[Any], Any]
 FRAMEWORK_ROOTS = frozenset({"starlette", "fastapi"})
 _MISSING: Any = object()
+# Container elements walked per app; beyond it values are left as made (large data).
+_BUDGET = 200_000
 # Attributes never walked: caches rebuilt on demand; and the lifespan, which the
 # new app runs at commit, before the live modules are rebound: it keeps the
 # staged functions, which read the new version's globals.
@@ -75,6 +77,7 @@ class Relinker:
         self.undo = undo
         self.fields: list[Any] = []  # FastAPI ModelFields found
         self._done: dict[int, Any] = {}
+        self._budget = _BUDGET
         self._keep: list[object] = []  # ids in _done stay unique during the walk
 
     def relink(self, obj: Any) -> Any:
@@ -130,6 +133,9 @@ class Relinker:
         return self.live(obj)  # an instance of a class that keeps its live identity
 
     def _container(self, obj: Any) -> Any:
+        self._budget -= len(obj)
+        if self._budget < 0:
+            return obj
         if type(obj) is list:
             for i, item in enumerate(obj):
                 new = self.relink(item)
