@@ -410,7 +410,7 @@ def basket():
         add={"shop/orders.py": orders},
     )
     # A field added to the model Basket uses: Basket's module runs again too.
-    shop.apply(("shop/models.py", "    price: float\n", "    price: float\n    stock: int = STOCK\n"),
+    shop.apply(("shop/models.py", "price: float\n", "price: float\n    stock: int = STOCK\n"),
                ("shop/models.py", "from pydantic", "from shop.consts import STOCK\nfrom pydantic"),
                add={"shop/consts.py": "STOCK = 5\n"})
     got = assert_fresh(shop.served, [*PATHS, "/items/basket"])

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from .lifespan import Lifespans
 from .pydantic import LiveModels, dependents, future_namespaces, is_model, staged_models
-from .relink import Relinker, attributes, from_framework
+from .relink import Relinker, attributes, cell_values, framework_code, from_framework
 
 if TYPE_CHECKING:
     from .._engine.batch import Batch
@@ -254,8 +254,8 @@ def app_callables(app: Any) -> set[int]:
             wrapped = obj.__dict__.get("__wrapped__")
             if wrapped is not None:
                 stack.append(wrapped)
-            if _framework_code(obj):
-                stack.extend(_cell_values(obj))
+            if framework_code(obj):
+                stack.extend(cell_values(obj))
         elif kind is types.MethodType:
             stack.append(obj.__func__)
         elif kind is functools.partial:
@@ -294,7 +294,7 @@ def lifespan_code(app: Any, project: Container[str]) -> set[int]:
             found.add(id(obj))
             if obj.__globals__.get("__name__") in project:
                 codes.add(id(obj.__code__))
-            stack.extend(_cell_values(obj))
+            stack.extend(cell_values(obj))
             stack.append(obj.__dict__.get("__wrapped__"))
         elif type(obj) in (list, tuple):
             stack.extend(obj)
@@ -317,18 +317,3 @@ def router_modules(modules: Any) -> list[str]:
                 found.append(name)
                 break
     return found
-
-
-def _framework_code(func: types.FunctionType) -> bool:
-    module = func.__globals__.get("__name__")
-    return isinstance(module, str) and module.partition(".")[0] in ("starlette", "fastapi")
-
-
-def _cell_values(func: types.FunctionType) -> list[Any]:
-    values = []
-    for cell in func.__closure__ or ():
-        try:
-            values.append(cell.cell_contents)
-        except ValueError:
-            continue
-    return values

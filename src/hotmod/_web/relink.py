@@ -95,7 +95,7 @@ class Relinker:
         kind = type(obj)
         if kind is types.FunctionType:
             mapped = self.live(obj)
-            if type(mapped) is types.FunctionType and _framework_code(mapped):
+            if type(mapped) is types.FunctionType and framework_code(mapped):
                 self._cells(mapped)
             return mapped
         if kind is types.MethodType:
@@ -202,6 +202,18 @@ def _restore_dict(state: dict[str, Any], before: dict[str, Any]) -> None:
     state.update(before)
 
 
-def _framework_code(func: types.FunctionType) -> bool:
+def framework_code(func: types.FunctionType) -> bool:
+    """Whether ``func`` is Starlette's or FastAPI's own code (a closure it made)."""
     module = func.__globals__.get("__name__")
     return isinstance(module, str) and module.partition(".")[0] in FRAMEWORK_ROOTS
+
+
+def cell_values(func: types.FunctionType) -> list[Any]:
+    """What a function's closure cells hold (empty cells left out)."""
+    values = []
+    for cell in func.__closure__ or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:
+            continue
+    return values
