@@ -237,17 +237,24 @@ def test_router_included_and_prefix_changed(shop: Project) -> None:
 
 def test_dependency_added_and_its_signature_changed(shop: Project) -> None:
     shop.apply(
-        ("shop/deps.py", "def current_user", """def paging(size: int = 10, page: int = 1) -> dict:
-    return {"size": size, "page": page}
+        ("shop/deps.py", "def current_user", """class Pager:
+    def __init__(self, size: int = 10, page: int = 1) -> None:
+        self.size, self.page = size, page
 
 
 def current_user"""),
-        ("shop/app.py", "import current_user", "import current_user, paging"),
+        ("shop/app.py", "import current_user", "import Pager, current_user"),
         ("shop/app.py", 'def search(q: str = "x"):\n    return {"q": q}',
-         'def search(q: str = "x", paging: dict = Depends(paging)):\n'
-         '    return {"q": q, **paging}'),
+         'def search(q: str = "x", pager: Pager = Depends()):\n'
+         '    return {"q": q, "size": pager.size, "page": pager.page}'),
     )
-    assert_fresh(shop.served, [*PATHS, "/search?size=3&page=2", "/search?size=x"])
+    paths = ["/search", "/search?size=3&page=2", "/search?size=x", "/openapi.json"]
+    assert_fresh(shop.served, [*PATHS, *paths])
+    # A class dependency's __init__ signature, edited alone (a body-only edit for the engine).
+    result = shop.apply(("shop/deps.py", "size: int = 10", "size: int = 20"))
+    assert "shop.app" in result.reexecuted
+    got = assert_fresh(shop.served, paths)
+    assert got["/search"] == (200, {"q": "x", "size": 20, "page": 1})
     # A parameter added to a dependency (its module re-executes).
     shop.apply(("shop/deps.py", 'def current_user() -> str:\n    return "anon"',
                 'def current_user(token: str = "anon") -> str:\n    return str(token).upper()'))
