@@ -37,11 +37,10 @@ from __future__ import annotations
 
 import ast
 import functools
-import inspect
 import logging
 import sys
 import types
-from collections.abc import Container, Iterator
+from collections.abc import Container, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .lifespan import Lifespans
@@ -165,14 +164,12 @@ def rebuild_reasons(batch: Batch, app: Any) -> dict[str, str]:
         for name, classes in dependents(affected, others).items():
             used = ", ".join(sorted(c.__qualname__ for c in classes))
             reasons[name] = f"its models ({used}) use a model that is rebuilt"
-    changed = function_changes(batch)
+    starts = lifespan_functions(app, graph.records)
+    changed = function_changes(batch, bodies=starts)
     if not changed:
         return reasons
     # Walked only when a signature changed: a body edit stays cheap (G5).
-    called = app_callables(app) if any(
-        any(f.values()) for f in changed.values()
-    ) else set()
-    starts = lifespan_code(app, graph.records)
+    called = app_callables(app) if any(any(f.values()) for f in changed.values()) else set()
     resigned = False
     for module, functions in sorted(changed.items()):
         live = sys.modules.get(module)
@@ -183,7 +180,7 @@ def rebuild_reasons(batch: Batch, app: Any) -> dict[str, str]:
                     f"the signature of {qualname} changed: the app derives its routes from it"
                 )
                 resigned = True
-            elif id(getattr(inspect.unwrap(target), "__code__", None)) in starts:
+            elif qualname in starts.get(module, ()):
                 reasons.setdefault(module, f"{qualname} changed: the new app starts with it")
     if resigned:
         for name in router_modules(graph.records):
@@ -191,22 +188,30 @@ def rebuild_reasons(batch: Batch, app: Any) -> dict[str, str]:
     return reasons
 
 
-def function_changes(batch: Batch) -> dict[str, dict[str, bool]]:
+def function_changes(
+    batch: Batch, *, bodies: Mapping[str, set[str]]
+) -> dict[str, dict[str, bool]]:
     """Functions changed in modules the plan may patch in place: module -> qualname ->
     whether what FastAPI reads of it (parameters, annotations, defaults, return
-    annotation, docstring) changed. Statements the edit left alone are skipped."""
+    annotation, docstring) changed. Any other change counts only for the
+    functions named in ``bodies`` (module -> qualnames): a body is compared
+    only where it matters. Statements the edit left alone are skipped."""
     found: dict[str, dict[str, bool]] = {}
     for module in batch.plan.candidates:
         change = batch.plan.changes.get(module)
         record = batch.graph.records.get(module)
         if change is None or change.tree is None or record is None:
             continue
-        old = {name: node for name, node in _functions(record.tree)}
+        old = dict(_functions(record.tree))
+        watched = bodies.get(module, set())
         for qualname, node in _functions(change.tree):
             before = old.get(qualname)
-            if before is None or before is node or ast.dump(before) == ast.dump(node):
+            if before is None or before is node:
                 continue
-            found.setdefault(module, {})[qualname] = _signature(before) != _signature(node)
+            if _signature(before) != _signature(node):
+                found.setdefault(module, {})[qualname] = True
+            elif qualname in watched and ast.dump(before) != ast.dump(node):
+                found.setdefault(module, {})[qualname] = False
     return found
 
 
@@ -274,33 +279,34 @@ def app_callables(app: Any) -> set[int]:
     return found
 
 
-def lifespan_code(app: Any, project: Container[str]) -> set[int]:
-    """Ids of the code of the project functions the app's lifespan runs.
+def lifespan_functions(app: Any, project: Container[str]) -> dict[str, set[str]]:
+    """The project functions the app's lifespan runs (module -> qualnames).
 
-    Code, not functions: the app may hold the staged function of an earlier
-    batch, which shares its code with the live one.
+    By name, not identity: the app may hold the staged function of an earlier
+    batch, which stands for the live one of the same name.
     """
     stack: list[Any] = []
     for owner in (app, getattr(app, "router", None)):
         for name in ("lifespan_context", "on_startup", "on_shutdown"):
             stack.append(getattr(owner, name, None))
-    found: set[int] = set()
-    codes: set[int] = set()
+    seen: set[int] = set()
+    found: dict[str, set[str]] = {}
     while stack:
         obj = stack.pop()
-        if id(obj) in found:
+        if id(obj) in seen:
             continue
+        seen.add(id(obj))
         if type(obj) is types.FunctionType:
-            found.add(id(obj))
-            if obj.__globals__.get("__name__") in project:
-                codes.add(id(obj.__code__))
+            module = obj.__globals__.get("__name__")
+            if isinstance(module, str) and module in project:
+                found.setdefault(module, set()).add(obj.__qualname__)
             stack.extend(cell_values(obj))
             stack.append(obj.__dict__.get("__wrapped__"))
         elif type(obj) in (list, tuple):
             stack.extend(obj)
         elif type(obj) is functools.partial:
             stack.extend([obj.func, *obj.args])
-    return codes
+    return found
 
 
 def router_modules(modules: Any) -> list[str]:
