@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -43,6 +42,9 @@ STARTUP_TIMEOUT_S = 60.0
 #: How long an old app's shutdown may take before it is abandoned (seconds).
 SHUTDOWN_TIMEOUT_S = 30.0
 
+# How long a lifespan coroutine may take to return once it has answered.
+_FINISH_S = 5.0
+
 _ASGI = {"version": "3.0", "spec_version": "2.0"}
 
 
@@ -56,13 +58,26 @@ class _Running:
     outbox: asyncio.Queue[Message]
 
     async def reply(self) -> Message | None:
-        """The app's next message, or None if its lifespan ended without one."""
+        """The app's next message, or None if its lifespan ended without one.
+
+        Cancelled (a timeout), it cancels the app's lifespan too.
+        """
         get = asyncio.ensure_future(self.outbox.get())
-        await asyncio.wait({get, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait({get, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            get.cancel()
+            self.task.cancel()
+            raise
         if get.done():
             return get.result()
         get.cancel()
         return None
+
+    async def finish(self) -> None:
+        """Let the lifespan coroutine end (it does once it has answered; bounded)."""
+        await asyncio.wait({self.task}, timeout=_FINISH_S)
+        self.error()  # retrieved: asyncio does not log it as never retrieved
 
     def error(self) -> BaseException | None:
         if not self.task.done() or self.task.cancelled():
@@ -130,8 +145,7 @@ class Lifespans:
                 logger.debug("hotmod: %r has no lifespan (%r)", app, error)
             return
         if message["type"] == "lifespan.startup.failed":
-            with contextlib.suppress(BaseException):
-                await running.task
+            await running.finish()
             raise ReloadError(
                 f"the new app's startup failed: {message.get('message') or 'no message'}",
                 phase="lifespan",
@@ -145,8 +159,7 @@ class Lifespans:
             return None
         await running.inbox.put({"type": "lifespan.shutdown"})
         message = await running.reply()
-        with contextlib.suppress(BaseException):
-            await running.task
+        await running.finish()
         if message is not None and message["type"] == "lifespan.shutdown.failed":
             text = str(message.get("message") or "shutdown failed")
             logger.error("hotmod: an old app's shutdown failed: %s", text)
