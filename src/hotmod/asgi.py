@@ -9,7 +9,8 @@ Long-lived connections never hold a commit: an event stream
 (``Content-Type: text/event-stream``) is released once its response has
 started, a WebSocket once it is accepted (or closed). What they send
 afterwards comes from whichever version is live then. Lifespan events pass
-straight through.
+straight through, except to a served app's slot whose adapter runs the
+lifespan of every app it serves (``slot.lifespan``: Starlette and FastAPI).
 """
 
 from __future__ import annotations
