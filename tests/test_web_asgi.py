@@ -434,6 +434,48 @@ def basket():
     assert type(shelf.items[0]) is sys.modules["shop.models"].Item
 
 
+def test_recursive_models(shop: Project) -> None:
+    shop.apply(
+        ("shop/models.py", "\n\nclass Receipt", """
+
+
+class Node(BaseModel):
+    name: str
+    children: list["Node"] = []
+    parent: "Branch | None" = None
+
+
+class Branch(BaseModel):
+    node: Node
+    depth: int = 0
+
+
+Node.model_rebuild()
+
+
+class Receipt"""),
+        ("shop/items.py", "import Item, Receipt", "import Branch, Item, Node, Receipt"),
+        ("shop/items.py", '@router.post("/check")', """@router.post("/tree", response_model=Node)
+def tree(node: Node):
+    return Node(name=node.name, children=[*node.children, Node(name="leaf")], parent=node.parent)
+
+
+@router.post("/check")"""),
+    )
+    tree = json.dumps({"name": "root", "children": [{"name": "a", "children": []}],
+                       "parent": {"node": {"name": "up"}, "depth": "2"}}).encode()
+    requests = {**REQUESTS, "/items/tree": {"method": "POST", "body": tree, "headers": JSON}}
+    assert_fresh(shop.served, ["/items/tree", "/openapi.json"], requests)
+    shop.apply(("shop/models.py", "name: str\n    children", "name: str\n    weight: int = 1\n"
+                "    children"),
+               ("shop/models.py", "depth: int = 0\n", 'depth: int = 0\n    label: str = "b"\n'))
+    got = assert_fresh(shop.served, ["/items/tree", "/openapi.json"], requests)
+    body = got["/items/tree"][1]
+    assert body["children"][1] == {  # type: ignore[index]
+        "name": "leaf", "weight": 1, "children": [], "parent": None}
+    assert body["parent"]["label"] == "b"  # type: ignore[index]
+
+
 # -- all or nothing -------------------------------------------------------------------------------
 def test_failed_batch_leaves_routes_and_models(shop: Project) -> None:
     before = {p: _norm(shop.served.get(p, **REQUESTS.get(p, {}))) for p in PATHS}

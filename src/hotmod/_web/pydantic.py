@@ -179,6 +179,19 @@ class LiveModels:
             self._order.append(cls)
         return needs
 
+    def _close(self) -> None:
+        """Models that refer back to one found wanting after they were looked at
+        (a cycle) are rebuilt too."""
+        grew = True
+        while grew:
+            wanting = {c for c, needs in self._state.items() if needs}
+            grew = False
+            for cls, needs in list(self._state.items()):
+                if not needs and _uses(cls, wanting):
+                    self._state[cls] = True
+                    self._order.append(cls)
+                    grew = True
+
     def _relink_decorators(self, cls: type) -> bool:
         infos = cls.__dict__.get("__pydantic_decorators__")
         changed = False
@@ -203,6 +216,7 @@ class LiveModels:
         something not defined yet leaves the model incomplete, as Pydantic does
         when the class is made.
         """
+        self._close()
         order = [c for c in self._order if c not in self.rebuilt]
         if not order:
             return
