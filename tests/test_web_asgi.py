@@ -133,7 +133,9 @@ def assert_fresh(
     requests: Mapping[str, Mapping[str, Any]] = REQUESTS,
 ) -> dict[str, tuple[int, object]]:
     """What the served app answers equals what a fresh start on the same sources answers."""
-    expected = fresh(served.root, str(served.target), paths, requests=requests)
+    expected = fresh(
+        served.root, str(served.target), paths, requests=requests, factory=served.target.factory
+    )
     got = {p: _norm(served.get(p, **requests.get(p, {}))) for p in paths}
     want = {p: _norm(r) for p, r in expected.items()}
     for path in paths:
@@ -653,3 +655,27 @@ def _refuse(data):
                ("shop/items.py", 'prefix="/items"', 'prefix="/goods"'))
     assert_fresh(shop.served, ["/goods/7", "/items/7", "/goods/check", "/openapi.json"],
                  {"/goods/check": REQUESTS["/items/check"]})
+
+
+def test_factory_app(tmp_path: Path) -> None:
+    files = {**SHOP, "shop/app.py": SHOP["shop/app.py"].replace(
+        "app = FastAPI()\napp.include_router(items.router)\n", ""
+    ).replace("@app.get", "@router.get").replace(
+        "from shop.deps import current_user\n",
+        "from shop.deps import current_user\n\nrouter = APIRouter()\n",
+    ).replace("import Depends, FastAPI", "import APIRouter, Depends, FastAPI") + """
+
+def create_app():
+    app = FastAPI(title="factory")
+    app.include_router(items.router)
+    app.include_router(router)
+    return app
+"""}
+    write_project(tmp_path, files)
+    with ServedApp(tmp_path, "shop.app:create_app", factory=True) as served:
+        shop = Project(served, files)
+        shop.apply(("shop/models.py", "price: float\n", "price: float\n    stock: int = 5\n"),
+                   ("shop/app.py", 'return {"q": q}', 'return {"q": q * 2}'))
+        got = assert_fresh(served)
+        assert got["/search"] == (200, {"q": "xx"})
+        assert got["/items/7"][1]["stock"] == 5  # type: ignore[index]
