@@ -28,9 +28,13 @@ pytestmark = pytest.mark.timeout(90)
 JSON = {"Content-Type": "application/json"}
 
 
+def _dedent(text: str) -> str:
+    return textwrap.dedent(text).lstrip()
+
+
 def _project(files: Mapping[str, str]) -> dict[str, str]:
     """Sources dedented once, so that edits are written as they appear in the file."""
-    return {name: textwrap.dedent(text).lstrip() for name, text in files.items()}
+    return {name: _dedent(text) for name, text in files.items()}
 
 
 SHOP = _project({
@@ -168,14 +172,14 @@ class Project:
         return result
 
     def fail(self, *changes: tuple[str, str, str]) -> ReloadResult:
-        """Apply the changes as one batch that must fail (nothing applied); keep the old text."""
+        """Apply the changes as one batch that must fail (nothing applied).
+
+        Later edits start from the text before it (the failing files stay on
+        disk, and pending, until an edit rewrites them).
+        """
         result = self.served.edit(self.edits(*changes))
         assert result.outcome == "failed", (result.outcome, result.reason)
         return result
-
-
-def _dedent(text: str) -> str:
-    return textwrap.dedent(text).lstrip()
 
 
 @pytest.fixture
