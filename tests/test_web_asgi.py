@@ -250,6 +250,15 @@ def test_dependency_added_and_its_signature_changed(shop: Project) -> None:
 
 def current_user"""),
         ("shop/app.py", "import current_user", "import Pager, current_user"),
+        ("shop/items.py", "import APIRouter", "import APIRouter, Depends"),
+        ("shop/items.py", "import Item, Receipt",
+         "import Item, Receipt\nfrom shop.deps import current_user"),
+        ("shop/items.py", '@router.get("/{item_id}"', """@router.get("/owner")
+def owner(user: str = Depends(current_user)):
+    return {"owner": user}
+
+
+@router.get(\"/{item_id}\""""),
         ("shop/app.py", 'def search(q: str = "x"):\n    return {"q": q}',
          'def search(q: str = "x", pager: Pager = Depends()):\n'
          '    return {"q": q, "size": pager.size, "page": pager.page}'),
@@ -261,16 +270,20 @@ def current_user"""),
     assert "shop.app" in result.reexecuted
     got = assert_fresh(shop.served, paths)
     assert got["/search"] == (200, {"q": "x", "size": 20, "page": 1})
-    # A parameter added to a dependency (its module re-executes).
+    # A parameter added to a dependency: its module re-executes, and so do the
+    # modules whose routes were made from it (it keeps its identity: they would not).
     shop.apply(("shop/deps.py", 'def current_user() -> str:\n    return "anon"',
                 'def current_user(token: str = "anon") -> str:\n    return str(token).upper()'))
     got = assert_fresh(shop.served, ["/", "/?token=bo", "/openapi.json"])
     assert got["/?token=bo"] == (200, {"hello": "BO"})
     # A body-only edit of its signature (a default, an annotation): FastAPI must read it again.
+    # The routes made from it are made again: in the app's module and in a router's.
     result = shop.apply(("shop/deps.py", 'token: str = "anon"', "token: int = 7"))
-    assert "shop.app" in result.reexecuted
-    got = assert_fresh(shop.served, ["/", "/?token=3", "/?token=bo", "/openapi.json"])
+    assert {"shop.app", "shop.items"} <= set(result.reexecuted)
+    got = assert_fresh(shop.served, ["/", "/?token=3", "/?token=bo", "/items/owner",
+                                     "/items/owner?token=3", "/openapi.json"])
     assert got["/"] == (200, {"hello": "7"})
+    assert got["/items/owner?token=3"] == (200, {"owner": "3"})
 
 
 def test_middleware_and_exception_handler_added(shop: Project) -> None:

@@ -40,7 +40,7 @@ import functools
 import logging
 import sys
 import types
-from collections.abc import Container, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .lifespan import Lifespans
@@ -170,34 +170,36 @@ def rebuild_reasons(batch: Batch, app: Any) -> dict[str, str]:
         return reasons
     # Walked only when a signature changed: a body edit stays cheap (G5).
     called = app_callables(app) if any(any(f.values()) for f in changed.values()) else set()
-    resigned = False
+    resigned: set[tuple[str, str]] = set()
     for module, functions in sorted(changed.items()):
-        live = sys.modules.get(module)
         for qualname, signature in sorted(functions.items()):
-            target = _resolve(live, qualname)
-            if signature and target is not None and id(target) in called:
+            if signature and (module, qualname) in called:
                 reasons[module] = (
                     f"the signature of {qualname} changed: the app derives its routes from it"
                 )
-                resigned = True
+                resigned.add((module, qualname))
             elif qualname in starts.get(module, ()):
                 reasons.setdefault(module, f"{qualname} changed: the new app starts with it")
     if resigned:
-        for name in router_modules(graph.records):
-            reasons.setdefault(name, "defines routes, made again from the new signatures")
+        for name in router_modules(graph.records, resigned):
+            reasons.setdefault(name, "holds routes made from a signature that changed")
     return reasons
 
 
 def function_changes(
     batch: Batch, *, bodies: Mapping[str, set[str]]
 ) -> dict[str, dict[str, bool]]:
-    """Functions changed in modules the plan may patch in place: module -> qualname ->
-    whether what FastAPI reads of it (parameters, annotations, defaults, return
-    annotation, docstring) changed. Any other change counts only for the
-    functions named in ``bodies`` (module -> qualnames): a body is compared
-    only where it matters. Statements the edit left alone are skipped."""
+    """Functions changed by the batch's edits: module -> qualname -> whether what
+    FastAPI reads of it (parameters, annotations, defaults, return annotation,
+    docstring) changed. Any other change counts only for the functions named
+    in ``bodies`` (module -> qualnames): a body is compared only where it
+    matters. Statements the edit left alone are skipped.
+
+    Modules that re-execute count too: their functions keep their identity,
+    so routers made elsewhere from them are not made again by themselves.
+    """
     found: dict[str, dict[str, bool]] = {}
-    for module in batch.plan.candidates:
+    for module in batch.plan.changes:
         change = batch.plan.changes.get(module)
         record = batch.graph.records.get(module)
         if change is None or change.tree is None or record is None:
@@ -230,22 +232,16 @@ def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
     return repr([ast.dump(p) if isinstance(p, ast.AST) else p for p in parts])
 
 
-def _resolve(module: types.ModuleType | None, qualname: str) -> Any:
-    value: Any = module
-    for part in qualname.split("."):
-        value = getattr(value, part, None)
-        if value is None:
-            return None
-    return value
+def app_callables(app: Any) -> set[tuple[str, str]]:
+    """The functions a served app (or a router) calls: endpoints, dependencies, middleware...
 
-
-def app_callables(app: Any) -> set[int]:
-    """Ids of the functions a served app calls (endpoints, dependencies, middleware...).
-
-    A read-only walk over the app's framework objects; a class found there
-    contributes its ``__init__`` and ``__call__`` (FastAPI reads their signatures).
+    As (module, qualname): by name, not identity, because a router made by
+    staged code holds the staged functions of its batch, which stand for the
+    live ones of the same name. A read-only walk over the app's framework
+    objects; a class found there contributes its ``__init__`` and ``__call__``
+    (FastAPI reads their signatures).
     """
-    found: set[int] = set()
+    found: set[tuple[str, str]] = set()
     seen: set[int] = set()
     stack: list[Any] = [app]
     while stack:
@@ -255,7 +251,7 @@ def app_callables(app: Any) -> set[int]:
         seen.add(id(obj))
         kind = type(obj)
         if kind is types.FunctionType:
-            found.add(id(obj))
+            found.add((obj.__module__, obj.__qualname__))
             wrapped = obj.__dict__.get("__wrapped__")
             if wrapped is not None:
                 stack.append(wrapped)
@@ -309,17 +305,17 @@ def lifespan_functions(app: Any, project: Container[str]) -> dict[str, set[str]]
     return found
 
 
-def router_modules(modules: Any) -> list[str]:
-    """Project modules whose namespace holds a router or an app (they make routes)."""
+def router_modules(modules: Iterable[str], functions: set[tuple[str, str]]) -> list[str]:
+    """Project modules holding a router (or an app) with routes made from ``functions``."""
     found = []
     for name in modules:
         module = sys.modules.get(name)
         if module is None:
             continue
         for value in list(module.__dict__.values()):
-            if not isinstance(value, type) and from_framework(type(value)) and hasattr(
-                value, "routes"
-            ):
+            if isinstance(value, type) or not from_framework(type(value)):
+                continue
+            if hasattr(value, "routes") and app_callables(value) & functions:
                 found.append(name)
                 break
     return found
