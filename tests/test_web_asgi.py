@@ -241,6 +241,19 @@ def test_router_included_and_prefix_changed(shop: Project) -> None:
     assert got["/goods/7"][0] == 200
 
 
+def test_body_edit_reaches_routes_of_a_router_made_earlier(shop: Project) -> None:
+    # The router's module runs again (its routes hold that batch's functions), then
+    # only the app's module: the new app takes the router's routes as they are
+    # (older FastAPI versions copy them, as the pinned lower bound 0.110 does).
+    shop.apply(("shop/items.py", '"x": 1}', '"x": 2}'),
+               ("shop/items.py", "prefix=", "tags=[], prefix="))
+    shop.apply(("shop/app.py", 'return {"q": q}', 'return {"q": q, "v": 3}'),
+               ("shop/app.py", "app = FastAPI()", "app = FastAPI(title='t')"))
+    result = shop.apply(("shop/items.py", '"price": 2,', '"price": 5,'))
+    assert result.reexecuted == ()
+    assert shop.served.get("/items/7").json()["price"] == 5.0
+
+
 def test_dependency_added_and_its_signature_changed(shop: Project) -> None:
     shop.apply(
         ("shop/deps.py", "def current_user", """class Pager:

@@ -22,7 +22,9 @@ prepare
     * and then the app's module, which builds the new app.
 commit (a participant, before the app's)
     The live model classes merged from staged ones are rebuilt on live
-    classes (:mod:`hotmod._web.pydantic`).
+    classes (:mod:`hotmod._web.pydantic`); the routers the re-executed
+    modules made are pointed at live functions (a later app includes them
+    again, and older FastAPI versions copy their routes).
 adopt
     The new app is walked and pointed at live functions and classes, and
     FastAPI's model fields get adapters built from the rebuilt models
@@ -63,13 +65,15 @@ class AsgiFramework:
 
     def __init__(self) -> None:
         self.lifespans: Lifespans | None = None
-        self._models: dict[int, LiveModels] = {}  # id(batch) -> the models it rebuilt
+        # id(batch) -> the models it rebuilt, and the walk that relinked its objects
+        self._models: dict[int, LiveModels] = {}
+        self._relinkers: dict[int, Relinker] = {}
 
     def participants(self, slot: AppSlot) -> list[Participant]:
         """What serving ``slot`` needs besides the app's participant (called by ``attach``)."""
         self.lifespans = Lifespans(slot)
         slot.lifespan = self.lifespans.serve
-        return [_ModelsParticipant(self)]
+        return [_LiveObjects(self)]
 
     def prepare(self, batch: Batch, slot: AppSlot) -> None:
         reasons = rebuild_reasons(batch, slot.app)
@@ -79,10 +83,8 @@ class AsgiFramework:
             batch.require(slot.target.module, f"builds the served app ({slot.target})")
 
     def adopt(self, batch: Batch, app: Any) -> None:
-        models = self._models.get(id(batch))
-        if models is None:
-            models = LiveModels(batch.live, batch.undo)
-        relinker = Relinker(batch.live, batch.undo)
+        models = self._models.get(id(batch)) or LiveModels(batch.live, batch.undo)
+        relinker = self._relinkers.get(id(batch)) or Relinker(batch.live, batch.undo)
         relinker.relink(app)
         relinker.rebuild_fields(models, future_namespaces(batch))
 
@@ -95,10 +97,16 @@ class AsgiFramework:
             self.lifespans.retire(app)
 
 
-class _ModelsParticipant:
-    """Rebuilds the live Pydantic models of re-executed modules, before the app is adopted."""
+class _LiveObjects:
+    """At commit, before the app's participant: what re-executed modules made, made live.
 
-    name = "asgi-models"
+    The live Pydantic models merged from staged ones are rebuilt; routers (and
+    other framework objects) the staged modules hold are pointed at live
+    functions and classes: the core rebinds them as they are, and a later app
+    includes them again (an old FastAPI copies their routes).
+    """
+
+    name = "asgi-live-objects"
     order = 150  # after the core's, before the app's (200), which uses the rebuilt models
 
     def __init__(self, framework: AsgiFramework) -> None:
@@ -128,13 +136,21 @@ class _ModelsParticipant:
                 for cls in classes:
                     models.add(cls, force=True)
             models.rebuild(namespaces)
+        relinker = Relinker(batch.live, undo)
+        for module in {**batch.staged.new, **batch.staged.modules}.values():
+            for value in list(module.__dict__.values()):
+                if not isinstance(value, type) and from_framework(type(value)):
+                    relinker.relink(value)
+        relinker.rebuild_fields(models, namespaces)
         self.framework._models[id(batch)] = models
+        self.framework._relinkers[id(batch)] = relinker
 
     def committed(self, batch: Batch) -> None:
-        self.framework._models.pop(id(batch), None)
+        self.abandon(batch)
 
     def abandon(self, batch: Batch) -> None:
         self.framework._models.pop(id(batch), None)
+        self.framework._relinkers.pop(id(batch), None)
 
 
 # -- what a batch must re-execute ----------------------------------------------------------

@@ -78,6 +78,7 @@ class Relinker:
         self.fields: list[Any] = []  # FastAPI ModelFields found
         self._done: dict[int, Any] = {}
         self._budget = _BUDGET
+        self._rebuilt = 0  # fields before this index had their adapters rebuilt
         self._keep: list[object] = []  # ids in _done stay unique during the walk
 
     def relink(self, obj: Any) -> Any:
@@ -169,14 +170,16 @@ class Relinker:
                 cell.cell_contents = new
 
     def rebuild_fields(self, models: LiveModels, namespaces: dict[str, dict[str, Any]]) -> None:
-        """Point the ModelFields found at live classes and rebuild their adapters.
+        """Point the ModelFields found since the last call at live classes and rebuild
+        their adapters.
 
         Models they name that were made while staging (FastAPI's body models)
         are rebuilt first. Every adapter is rebuilt when a model was; else
         only those whose annotation named a staged class.
         """
+        fields, self._rebuilt = self.fields[self._rebuilt:], len(self.fields)
         changed = []
-        for field in self.fields:
+        for field in fields:
             info = getattr(field, "field_info", None)
             annotation = getattr(info, "annotation", None)
             new = live_type(annotation, self.live, models.add)
@@ -184,7 +187,7 @@ class Relinker:
                 self.undo.setattr(info, "annotation", new)
                 changed.append(field)
         models.rebuild(namespaces)
-        for field in self.fields if models.rebuilt else changed:
+        for field in fields if models.rebuilt else changed:
             self._rebuild_adapter(field)
 
     def _rebuild_adapter(self, field: Any) -> None:
