@@ -10,11 +10,14 @@ prepare
     route is made. So a batch that changes what a route was derived from
     rebuilds the app from re-executed modules:
 
-    * a body-only edit that changes the signature or docstring of a
-      function the served app calls (endpoint, dependency, a dependency
-      class's ``__init__``) re-executes that function's module and every
-      project module that holds a router, so the routes are made again from
-      the new signature;
+    * an edit that changes the signature or docstring of a function the
+      served app calls (endpoint, dependency, a dependency class's
+      ``__init__``) re-executes that function's module and the project
+      modules holding a router whose routes were made from it, so the
+      routes are made again from the new signature (the function keeps its
+      identity: the engine would not re-execute them);
+    * an edit of a function the app's lifespan runs makes and starts the
+      app again;
     * an edit of a Pydantic model class re-executes its module (a model
       cannot be patched in place) and the modules of the models that use
       it (a field of that type, a subclass): their fields are collected
@@ -78,6 +81,7 @@ class AsgiFramework:
     def prepare(self, batch: Batch, slot: AppSlot) -> None:
         reasons = rebuild_reasons(batch, slot.app)
         for module, reason in sorted(reasons.items()):
+            logger.debug("hotmod: re-executing %s: %s", module, reason)
             batch.require(module, reason)
         if reasons:
             batch.require(slot.target.module, f"builds the served app ({slot.target})")
