@@ -9,7 +9,8 @@ Long-lived connections never hold a commit: an event stream
 (``Content-Type: text/event-stream``) is released once its response has
 started, a WebSocket once it is accepted (or closed). What they send
 afterwards comes from whichever version is live then. Lifespan events pass
-straight through.
+straight through, except to a served app's slot whose adapter runs the
+lifespan of every app it serves (``slot.lifespan``: Starlette and FastAPI).
 """
 
 from __future__ import annotations
@@ -53,7 +54,12 @@ class GateMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind not in ("http", "websocket"):
-            await self.app(scope, receive, send)
+            # A slot whose adapter runs lifespans for every app it serves takes them.
+            host = getattr(self._app, "lifespan", None) if self._getter else None
+            if kind == "lifespan" and host is not None:
+                await host(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         gate = self.gate
         await gate.enter_async()

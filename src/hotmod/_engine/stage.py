@@ -131,12 +131,14 @@ class Stager:
         queued: set[str] = set()
         done: set[str] = set()
         deferred: dict[str, int] = {}
+        priority: dict[str, int] = {}  # the rank a queued module waits under
 
         def enqueue(names: set[str]) -> None:
             for name in names - queued - done:
                 if name in graph.records and name not in plan.removed:
                     queued.add(name)
-                    heapq.heappush(heap, (graph.records[name].rank, name))
+                    priority[name] = graph.records[name].rank
+                    heapq.heappush(heap, (priority[name], name))
 
         # Importers of patched modules were all examined by _promote: those that
         # call a changed function at import time made it re-execute (its own
@@ -154,7 +156,9 @@ class Stager:
             if waiting and deferred.get(name, 0) < 2:  # a stale rank: let them go first
                 deferred[name] = deferred.get(name, 0) + 1
                 queued.add(name)
-                heapq.heappush(heap, (max(graph.records[w].rank for w in waiting) + 1, name))
+                # After what it waits for, as queued now (deferred ones included).
+                priority[name] = max(priority.get(w, graph.records[w].rank) for w in waiting) + 1
+                heapq.heappush(heap, (priority[name], name))
                 continue
             if name not in to_run and not self._must_follow([name], deltas, plan, accepted):
                 done.add(name)

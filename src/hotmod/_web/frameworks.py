@@ -27,7 +27,9 @@ def framework_for(app: Any) -> Framework:
 
             return FlaskFramework(app)
         elif root in ("starlette", "fastapi"):
-            pass  # the ASGI adapter (asgiapp.py) plugs in here
+            from .asgiapp import AsgiFramework
+
+            return AsgiFramework()
     return PlainFramework()
 
 

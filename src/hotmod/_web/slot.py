@@ -26,6 +26,7 @@ from .._errors import UsageError
 
 if TYPE_CHECKING:
     import asyncio
+    from collections.abc import Awaitable, Callable
 
     from .._engine.batch import Batch
     from .._engine.undo import UndoLog
@@ -91,6 +92,9 @@ class AppSlot:
         self.app: Any = app
         self.kind = kind
         self.loop: asyncio.AbstractEventLoop | None = None  # the server's, for ASGI
+        # The server's lifespan, if an adapter runs it for every app the slot serves
+        # (the gate middleware hands lifespan events to it).
+        self.lifespan: Callable[..., Awaitable[None]] | None = None
         self.generation = 0  # bumped by every swap
 
     def __call__(self) -> Any:
