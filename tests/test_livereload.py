@@ -20,32 +20,24 @@ from __future__ import annotations
 import contextlib
 import gzip
 import http.client
-import importlib
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-import hotmod.asgi
-import hotmod.wsgi
-from hotmod import Outcome, Reloader
-from hotmod._web.frameworks import attach
 from hotmod._web.livereload import LIVE_PATH, LiveReload, _inject
-from hotmod._web.slot import AppSlot, Kind, Target
-from inprocess import write
+from hotmod._web.slot import app_kind
 from oracle import wait_until
+from webapp import ServedApp, write_project
 
 TIMEOUT = 10.0  # any single wait (a read, a page load) on a machine that is slow
 
@@ -107,74 +99,24 @@ STARLETTE_APP = """
 """
 
 
-# -- servers in threads -------------------------------------------------------------------
-@contextlib.contextmanager
-def serve_wsgi(app: Any) -> Iterator[str]:
-    """Werkzeug's threaded server (one thread per connection), as ``hotmod serve`` uses."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="wsgi", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(TIMEOUT)
-
-
-@contextlib.contextmanager
-def serve_asgi(app: Any, live: LiveReload) -> Iterator[str]:
-    """uvicorn on a socket bound before it runs (early requests wait in the backlog)."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="asgi", daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        live.close()  # open streams would hold uvicorn's graceful shutdown
-        server.should_exit = True
-        thread.join(TIMEOUT)
-        sock.close()
-
-
+# -- the app served as hotmod serve --live-reload serves it ----------------------------------
 @dataclass
-class Project:
-    """A project folder with an in-process Reloader; ``serve`` wires an app as hotmod serve does."""
+class LivePage:
+    """A project's app served in-process (see webapp.py) with live reload around the gate."""
 
-    root: Path
-    reloader: Reloader
+    served: ServedApp
+    live: LiveReload
 
-    def served(
-        self, module: str, kind: Kind, *, keepalive: float = 0.2
-    ) -> tuple[Any, LiveReload]:
-        """The app wrapped: live reload outside the gate; a short keep-alive, so a
-        client that went away is noticed within the test's deadlines."""
-        app = importlib.import_module(module).app
-        slot = AppSlot(Target.parse(f"{module}:app"), app, kind)
-        attach(self.reloader, slot)
-        live = LiveReload(keepalive=keepalive)
-        self.reloader.add_participant(live)
-        if kind == "wsgi":
-            return live.wsgi(hotmod.wsgi.GateMiddleware(slot, app_getter=True)), live
-        return live.asgi(hotmod.asgi.GateMiddleware(slot, app_getter=True)), live
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.served.port}"
 
-    def edit(self, name: str, old: str, new: str) -> None:
-        """Edit ``name`` and apply it synchronously; it must apply in place."""
-        path = self.root / name
-        text = path.read_text(encoding="utf-8")
+    def edit(self, old: str, new: str) -> None:
+        """Edit the app's module and apply it synchronously; it must apply in place."""
+        name = self.served.target.module + ".py"
+        text = (self.served.root / name).read_text(encoding="utf-8")
         assert old in text
-        path.write_text(text.replace(old, new), encoding="utf-8")
-        result = self.reloader.apply([path])
-        assert result.outcome is Outcome.APPLIED, result
+        self.served.applied({name: text.replace(old, new)})
 
     @property
     def loads(self) -> list[str]:
@@ -182,19 +124,22 @@ class Project:
         return loads
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
-    root = tmp_path / "project"
-    write(root, "seen.py", SEEN)
-    write(root, "flaskapp.py", FLASK_APP)
-    write(root, "starletteapp.py", STARLETTE_APP)
-    sys.path.insert(0, str(root))
-    reloader = Reloader([root], packages=())
-    reloader.install()
-    try:
-        yield Project(root, reloader)
-    finally:
-        reloader.uninstall()
+@contextlib.contextmanager
+def live_served(root: Path, target: str, *, max_streams: int = 64) -> Iterator[LivePage]:
+    """``target`` served with live reload; a short keep-alive, so a client that went
+    away is noticed within the tests' deadlines."""
+    write_project(root, {"seen.py": SEEN, "flaskapp.py": FLASK_APP,
+                         "starletteapp.py": STARLETTE_APP})
+    live = LiveReload(keepalive=0.2, max_streams=max_streams)
+    served = ServedApp(
+        root, target, wrap=lambda app: live.asgi(app) if app_kind(app) == "asgi" else live.wsgi(app)
+    )
+    served.reloader.add_participant(live)
+    with served:
+        try:
+            yield LivePage(served, live)
+        finally:
+            live.close()  # open streams would hold uvicorn's graceful shutdown
 
 
 # -- HTTP and event-stream clients ---------------------------------------------------------
@@ -265,14 +210,15 @@ def _check_page(base: str, live: LiveReload) -> None:
     assert body == b""
 
 
-def _check_stream(project: Project, base: str, live: LiveReload, module: str) -> None:
+def _check_stream(page: LivePage) -> None:
     """hello (instance, version), then reload once an edit has committed."""
+    base, live = page.base, page.live
     with events(base) as stream:
         assert stream.response.status == 200
         assert stream.response.getheader("Content-Type", "").startswith("text/event-stream")
         assert stream.next() == ("hello", json.dumps({"instance": live.instance, "version": 0}))
         wait_until(lambda: live.streams == 1, timeout=TIMEOUT, message="stream not counted")
-        project.edit(f"{module}.py", "v1", "v2")
+        page.edit("v1", "v2")
         assert stream.next() == ("reload", "1")
     _, _, body = fetch(base + "/")
     assert b"page v2" in body
@@ -280,33 +226,31 @@ def _check_stream(project: Project, base: str, live: LiveReload, module: str) ->
 
 
 # -- the wrapper, with real clients ---------------------------------------------------------
-def test_wsgi_script_in_pages_and_reload_event_after_commit(project: Project) -> None:
-    app, live = project.served("flaskapp", "wsgi")
-    with serve_wsgi(app) as base:
+def test_wsgi_script_in_pages_and_reload_event_after_commit(tmp_path: Path) -> None:
+    with live_served(tmp_path, "flaskapp:app") as page:
+        base, live = page.base, page.live
         _check_page(base, live)
         _, headers, body = fetch(base + "/stream")  # a streamed page: untouched
         assert body == b"<html><body>streamed</body></html>"
         _, headers, body = fetch(base + "/gz")  # compressed: untouched
         assert headers["Content-Encoding"] == "gzip"
         assert gzip.decompress(body) == b"<html><body>zipped</body></html>"
-        _check_stream(project, base, live, "flaskapp")
+        _check_stream(page)
         wait_until(lambda: live.streams == 0, timeout=TIMEOUT, message="stream not released")
 
 
-def test_asgi_script_in_pages_and_reload_event_after_commit(project: Project) -> None:
-    app, live = project.served("starletteapp", "asgi")
-    with serve_asgi(app, live) as base:
+def test_asgi_script_in_pages_and_reload_event_after_commit(tmp_path: Path) -> None:
+    with live_served(tmp_path, "starletteapp:app") as page:
+        base, live = page.base, page.live
         _check_page(base, live)
-        _check_stream(project, base, live, "starletteapp")
+        _check_stream(page)
         wait_until(lambda: live.streams == 0, timeout=TIMEOUT, message="stream not released")
 
 
-@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
-def test_streams_are_bounded_and_end_on_close(project: Project, kind: Kind) -> None:
-    live = LiveReload(max_streams=1)
-    page = project.served("flaskapp" if kind == "wsgi" else "starletteapp", kind)[0]
-    app = live.wsgi(page) if kind == "wsgi" else live.asgi(page)
-    with (serve_wsgi(app) if kind == "wsgi" else serve_asgi(app, live)) as base:
+@pytest.mark.parametrize("target", ["flaskapp:app", "starletteapp:app"])
+def test_streams_are_bounded_and_end_on_close(tmp_path: Path, target: str) -> None:
+    with live_served(tmp_path, target, max_streams=1) as page:
+        base, live = page.base, page.live
         with events(base) as first:
             assert first.next()[0] == "hello"
             with events(base) as second:  # one too many: refused, the page retries later
@@ -396,20 +340,20 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize(("module", "kind"), [("flaskapp", "wsgi"), ("starletteapp", "asgi")])
+@pytest.mark.parametrize("target", ["flaskapp:app", "starletteapp:app"])
 def test_browser_reloads_the_page_after_a_committed_edit(
-    project: Project, browser: Browser, module: str, kind: Kind
+    tmp_path: Path, browser: Browser, target: str
 ) -> None:
-    app, live = project.served(module, kind)
-    with serve_wsgi(app) if kind == "wsgi" else serve_asgi(app, live) as base:
-        browser.open(base + "/")
+    with live_served(tmp_path / "project", target) as page:
+        live = page.live
+        browser.open(page.base + "/")
         browser.wait_title("page v1")
         # The page's script is connected: the reload comes as an event, not a hello.
         wait_until(lambda: live.streams == 1, timeout=30, message="the page never connected")
-        project.edit(f"{module}.py", "v1", "v2")
+        page.edit("v1", "v2")
         browser.wait_title("page v2")
         wait_until(lambda: live.streams == 1, timeout=30, message="the page never reconnected")
-        assert project.loads == ["v1", "v2"]  # one load per version: no reload loop
+        assert page.loads == ["v1", "v2"]  # one load per version: no reload loop
 
 
 # The server of the restart test, run as its own process: killing it closes every
