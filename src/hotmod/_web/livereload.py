@@ -69,6 +69,7 @@ _STREAM_HEADERS = [
     ("Cache-Control", "no-store"),
     ("X-Accel-Buffering", "no"),  # a proxy in front must not buffer the stream
 ]
+_BUSY_HEADERS = [("Retry-After", "1"), ("Content-Length", "0")]
 _KEEPALIVE = b": keep-alive\n\n"
 
 # The page's script. Everything is local to the function: no global name is
@@ -180,7 +181,7 @@ class LiveReload(BaseParticipant):
 
     def _wsgi_events(self, start_response: StartResponse) -> Iterable[bytes]:
         if not self._reserve():
-            start_response("503 Service Unavailable", [("Retry-After", "1")])
+            start_response("503 Service Unavailable", list(_BUSY_HEADERS))
             return [b""]
         start_response("200 OK", list(_STREAM_HEADERS))
         return _WsgiStream(self)
@@ -195,7 +196,7 @@ class LiveReload(BaseParticipant):
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             held.clear()
-            if not returned and _injectable(int(status[:3]), headers):
+            if not returned and status[:3].isdigit() and _injectable(int(status[:3]), headers):
                 held.extend((status, headers, exc_info))
                 return written.append
             return start_response(status, headers, exc_info)
@@ -236,7 +237,7 @@ class LiveReload(BaseParticipant):
 
     async def _asgi_events(self, receive: Receive, send: Send) -> None:
         if not self._reserve():
-            await send(_start(503, [("Retry-After", "1")]))
+            await send(_start(503, _BUSY_HEADERS))
             await send({"type": "http.response.body", "body": b""})
             return
         loop = asyncio.get_running_loop()
