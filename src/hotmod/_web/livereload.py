@@ -31,7 +31,6 @@ shutdown, and browsers reconnect to whichever server answers next).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -43,6 +42,8 @@ from typing import TYPE_CHECKING, Any
 from .._engine.participants import BaseParticipant
 
 if TYPE_CHECKING:
+    import asyncio
+
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
     from .._engine.batch import Batch
@@ -107,7 +108,8 @@ class LiveReload(BaseParticipant):
         self.version = 0  # committed batches seen
         self.keepalive = keepalive
         self.max_streams = max_streams
-        self._cond = threading.Condition(threading.Lock())
+        # Reentrant: close() may run in a signal handler that interrupted a holder.
+        self._cond = threading.Condition(threading.RLock())
         self._streams = 0
         self._closed = False
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
@@ -240,6 +242,8 @@ class LiveReload(BaseParticipant):
             await send(_start(503, _BUSY_HEADERS))
             await send({"type": "http.response.body", "body": b""})
             return
+        import asyncio  # here: only ASGI servers pay for importing it
+
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
         entry = (loop, wake)
