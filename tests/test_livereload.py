@@ -36,7 +36,8 @@ import pytest
 
 from hotmod._web.livereload import LIVE_PATH, LiveReload, _inject
 from hotmod._web.slot import app_kind
-from oracle import wait_until
+from oracle import wait_until, write_files
+from servehelp import Served
 from webapp import ServedApp, write_project
 
 TIMEOUT = 10.0  # any single wait (a read, a page load) on a machine that is slow
@@ -424,3 +425,57 @@ def test_browser_reloads_the_page_after_a_restart(
     # The first server is gone (its connections with it); another takes its port.
     with server_process(script, kind, port, "server two"):
         browser.wait_title("server two")
+
+
+# -- through hotmod serve --live-reload ------------------------------------------------------
+SERVED_APP = """
+    from flask import Flask
+
+    import declined
+
+    app = Flask(__name__)
+
+
+    @app.route("/")
+    def index():
+        return f"<html><head><title>page v1 {declined.MARK}</title></head><body>v1</body></html>"
+"""
+
+DECLINED = """
+    import hotmod
+
+    hotmod.hot(__name__).decline()  # any edit of this module needs a restart
+    MARK = "r1"
+"""
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path.name}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+@pytest.mark.timeout(120)
+def test_browser_reloads_through_hotmod_serve(tmp_path: Path, browser: Browser) -> None:
+    """An edit that restarts the worker, then one applied in place: the page follows both.
+
+    The restart comes first: both workers are then at version 0, so only the
+    new instance id can tell the page to reload.
+    """
+    root = tmp_path / "project"
+    write_files(root, {"app.py": SERVED_APP, "declined.py": DECLINED})
+    with Served(root, ["--live-reload", "app:app"], scratch=tmp_path / "scratch") as served:
+        served.wait_event("started", timeout=30)
+        browser.open(f"http://127.0.0.1:{served.port}/")
+        browser.wait_title("page v1 r1")
+        served.mark()
+        _replace(root / "declined.py", '"r1"', '"r2"')
+        served.wait_event("started", lambda e: bool(e.get("restarts")), timeout=30)
+        browser.wait_title("page v1 r2")  # the new worker's page, loaded by the browser itself
+        served.mark()
+        _replace(root / "app.py", "page v1", "page v2")
+        event = served.wait_reload()
+        assert event.get("outcome") == "applied", served.describe(f"not in place: {event}")
+        browser.wait_title("page v2 r2")
+    assert served.proc is not None
+    assert served.proc.returncode == 0, served.describe("SIGTERM must exit 0")
