@@ -2,6 +2,7 @@
 # passes there. Every recipe is POSIX sh and non-interactive (CI=true, no stdin).
 #
 #   make test       lint, then the full suite on 3.11, 3.12 and 3.13
+#   make chromium   install Debian's chromium for the browser tests (if missing)
 #   make smoke      the quick `smoke` selection on 3.12 and 3.13
 #   make test-long  the long property-based run (marker `slow`, random seed)
 #   make lint       ruff + mypy only
@@ -13,7 +14,7 @@
 # slow suites instead of racing them.
 .NOTPARALLEL:
 .DEFAULT_GOAL := test
-.PHONY: test pytest pytest-3.12 pytest-3.13 smoke test-long lint demo bench clean
+.PHONY: test pytest pytest-3.12 pytest-3.13 smoke test-long lint demo bench clean chromium
 
 # Interpreters. pyenv's exact versions are what CI has; the plain names are the
 # fallback on machines without pyenv. Override any of them: `make test PYTHON312=...`.
@@ -53,7 +54,21 @@ $(VENV)-3.12/.stamp: pyproject.toml
 $(VENV)-3.13/.stamp: pyproject.toml
 	$(call make-venv,$(VENV)-3.13,$(PYTHON313),3.13,3.13.0)
 
-test: lint pytest pytest-3.12 pytest-3.13
+test: chromium lint pytest pytest-3.12 pytest-3.13
+
+# The live-reload tests drive headless Chromium (Debian's package; no browser
+# downloads). Nothing to do when it is there; otherwise apt-get as root (CI), or
+# through sudo without a prompt. Under CI a failed install fails the run (the
+# browser tests would fail anyway); elsewhere it warns and they skip.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@[ -x "$(CHROMIUM)" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; else sudo="sudo -n"; fi; \
+	echo "chromium: $(CHROMIUM) missing; installing Debian's chromium"; \
+	if $$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive \
+	     apt-get install -y -q --no-install-recommends chromium </dev/null; then exit 0; fi; \
+	if [ -n "$$CI" ]; then echo "error: could not install chromium, needed by the browser tests" >&2; exit 1; fi; \
+	echo "warning: could not install chromium; the browser tests will skip" >&2
 
 # Plain `mypy` checks what pyproject configures (src and tests, strict); the demo
 # is checked too, with the same settings, because users copy from it.
@@ -62,16 +77,16 @@ lint: $(VENV)/.stamp
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy examples/demo
 
-pytest: $(VENV)/.stamp
+pytest: $(VENV)/.stamp chromium
 	$(VENV)/bin/python -m pytest
 
 # Every supported version runs the whole suite (about a minute each on two
 # cores): CPython differences are what in-place patching trips over. A missing
 # interpreter fails in make-venv above: CI must never skip a version silently.
-pytest-3.12: $(VENV)-3.12/.stamp
+pytest-3.12: $(VENV)-3.12/.stamp chromium
 	$(VENV)-3.12/bin/python -m pytest -p no:cacheprovider
 
-pytest-3.13: $(VENV)-3.13/.stamp
+pytest-3.13: $(VENV)-3.13/.stamp chromium
 	$(VENV)-3.13/bin/python -m pytest -p no:cacheprovider
 
 # The quick selection on the other versions, for a fast check while developing.

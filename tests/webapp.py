@@ -23,7 +23,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,9 +71,11 @@ class ServedApp:
     """A project's app served in this process under hot reload (see the module docstring)."""
 
     def __init__(
-        self, root: Path, target: str, *, factory: bool = False, drain_timeout: float = 10.0
+        self, root: Path, target: str, *, factory: bool = False, drain_timeout: float = 10.0,
+        wrap: Callable[[Any], Any] | None = None,
     ) -> None:
         self.root = root
+        self.wrap = wrap  # around the gated app, as hotmod serve adds live reload
         self.target = Target.parse(target, factory=factory)
         self.gate = Gate(drain_timeout)
         self.reloader = Reloader([root], packages=(), gate=self.gate)
@@ -107,7 +109,8 @@ class ServedApp:
         sock.listen(128)
         assert self.slot is not None
         server = make_server(
-            "127.0.0.1", self.port, GateMiddleware(self.slot, app_getter=True, gate=self.gate),
+            "127.0.0.1", self.port,
+            self._wrapped(GateMiddleware(self.slot, app_getter=True, gate=self.gate)),
             threaded=True, fd=sock.detach(),
         )
         self._server = server
@@ -122,7 +125,7 @@ class ServedApp:
         assert self.slot is not None
         slot = self.slot
         config = uvicorn.Config(
-            GateMiddleware(slot, app_getter=True, gate=self.gate),
+            self._wrapped(GateMiddleware(slot, app_getter=True, gate=self.gate)),
             log_level="warning", lifespan="auto",
         )
         server = uvicorn.Server(config)
@@ -141,6 +144,9 @@ class ServedApp:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("uvicorn did not start")
             time.sleep(0.01)
+
+    def _wrapped(self, app: Any) -> Any:
+        return app if self.wrap is None else self.wrap(app)
 
     def stop(self) -> None:
         server, self._server = self._server, None

@@ -41,6 +41,7 @@ from .._run.runner import _some_paths
 from . import frameworks, servers
 from .errorpage import ErrorPageASGI, ErrorPageWSGI, StartupError
 from .ipc import Channel, Message
+from .livereload import LiveReload
 from .options import Env, ServeOptions
 from .slot import AppSlot, Kind, Target, app_kind
 
@@ -87,19 +88,26 @@ class PendingRestart:
         pass
 
 
-def build_served(slot: AppSlot, reloader: Reloader, options: ServeOptions) -> Any:
+def build_served(
+    slot: AppSlot, reloader: Reloader, options: ServeOptions, live: LiveReload | None = None
+) -> Any:
     """The callable the server calls for each request: the slot behind the gate.
 
-    Live reload plugs in here: with ``options.live_reload``,
-    ``hotmod._web.livereload.LiveReload`` wraps what this returns.
+    With ``live`` (``--live-reload``), live reload wraps it, outside the gate,
+    and takes part in the reloader's batches.
     """
     if slot.kind == "wsgi":
         from ..wsgi import GateMiddleware as WSGIGate
 
-        return WSGIGate(slot, gate=reloader.gate, app_getter=True)
-    from ..asgi import GateMiddleware as ASGIGate
+        served: Any = WSGIGate(slot, gate=reloader.gate, app_getter=True)
+    else:
+        from ..asgi import GateMiddleware as ASGIGate
 
-    return ASGIGate(slot, gate=reloader.gate, app_getter=True)
+        served = ASGIGate(slot, gate=reloader.gate, app_getter=True)
+    if live is None:
+        return served
+    reloader.add_participant(live)
+    return live.wsgi(served) if slot.kind == "wsgi" else live.asgi(served)
 
 
 class Worker:
@@ -112,6 +120,7 @@ class Worker:
         self.restarts = restarts
         self.pending = PendingRestart()
         self.server: servers.Server | None = None
+        self.live = LiveReload() if options.live_reload else None
         self._stop = threading.Event()
         reporters: list[Reporter] = [TerminalReporter(verbosity=options.verbosity)]
         if options.json_events is not None:
@@ -138,7 +147,7 @@ class Worker:
             slot = AppSlot(target, app, kind)
             frameworks.attach(reloader, slot)
             self.server = servers.make_server(
-                kind, build_served(slot, reloader, options), self.fd, options
+                kind, build_served(slot, reloader, options, self.live), self.fd, options
             )
         except Fatal as exc:
             reloader.uninstall()
@@ -219,6 +228,8 @@ class Worker:
     def stop(self) -> None:
         """Stop accepting and drain (any thread, any number of times)."""
         self._stop.set()
+        if self.live is not None:  # open pages' streams end (they would hold the drain)
+            self.live.close()
         if self.server is not None:
             self.server.stop()
 
