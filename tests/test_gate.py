@@ -308,7 +308,7 @@ def test_no_request_sees_two_versions_under_load(tmp_path: Path, kind: str) -> N
     assert report.failed == []
     assert report.mixed == []
     assert report.stale == [], sorted(collections.Counter(report.stale).items())[:30]
-    assert report.ok >= rate * duration * 0.5  # the load really ran
+    assert report.ok >= rate * duration * 0.25  # the load really ran (on a busy machine too)
 
 
 # -- long-lived responses never hold a commit forever ---------------------------------------
