@@ -70,12 +70,15 @@ chromium:
 	if [ -n "$$CI" ]; then echo "error: could not install chromium, needed by the browser tests" >&2; exit 1; fi; \
 	echo "warning: could not install chromium; the browser tests will skip" >&2
 
-# Plain `mypy` checks what pyproject configures (src and tests, strict); the demo
-# is checked too, with the same settings, because users copy from it.
+# Plain `mypy` checks what pyproject configures (src and tests, strict); the
+# examples are checked too, with the same settings, because users copy from them.
+# Each example is its own run: they are separate programs with their own top-level
+# packages (examples/web's apps import `catalog` from their own folder).
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy examples/demo
+	$(VENV)/bin/mypy examples/web
 
 # Tests spend most of their time waiting on real servers and child processes, so
 # four pytest-xdist workers on two cores roughly halve the wall time. Override
