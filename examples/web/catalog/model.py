@@ -8,7 +8,9 @@ object, so a reload costs milliseconds, not the second. Change
 ``build_catalog``'s own code and the catalog is built again (once).
 
 Edit ``Catalog.search`` or ``Book.label`` while the app runs: the live catalog,
-made before the edit, runs the new methods at once.
+made before the edit, runs the new methods at once. Change ``LABEL``: this module
+and its importers run again (a module constant), the app is rebuilt, and still
+the catalog is not: the API's labels change, ``/api/status``'s ``built_at`` does not.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ _ADJECTIVES = ("Silent", "Hidden", "Last", "Broken", "Golden", "Distant", "Quiet
 _NOUNS = ("River", "Garden", "Empire", "Letter", "Winter", "Harbour", "Library", "Engine")
 _AUTHORS = ("Ada Byron", "Alan Turing", "Grace Hopper", "Guido van Rossum", "Barbara Liskov")
 
+# How pages and the API name a book.
+LABEL = "{title} ({author}, {year})"
+
 
 @dataclass(frozen=True)
 class Book:
@@ -40,7 +45,7 @@ class Book:
 
     def label(self) -> str:
         """How pages and the API name a book."""
-        return f"{self.title} ({self.author}, {self.year})"
+        return LABEL.format(title=self.title, author=self.author, year=self.year)
 
 
 class Catalog:
