@@ -123,11 +123,10 @@ class Server:
     def __init__(self, argv: Sequence[str], *, cwd: Path, log: Path) -> None:
         self.argv = list(argv)
         self.log = log
-        env = child_env()
-        env["PYTHONPATH"] = str(cwd)  # every tool imports the project from its root
+        # Every tool puts its working folder (the project's root) first on sys.path.
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
-                self.argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                self.argv, cwd=cwd, env=child_env(), stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
 
