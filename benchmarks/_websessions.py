@@ -25,6 +25,7 @@ import http.client
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -283,7 +284,10 @@ def load_run(
                 )
             try:
                 assert load.stdout is not None
-                ready = load.stdout.readline()  # blocks until the generator runs (or exits)
+                # It prints "ready" as it starts; EOF (b"") if it died first.
+                if not select.select([load.stdout], [], [], START_TIMEOUT_S)[0]:
+                    raise BenchError(f"load generator silent for {START_TIMEOUT_S:.0f} s")
+                ready = load.stdout.readline()
                 if not ready.startswith(b"ready"):
                     raise BenchError(f"load generator did not start; see {err.name}")
                 time.sleep(before_s)  # the load pattern: steady traffic before the save

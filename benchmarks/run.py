@@ -74,6 +74,7 @@ SCENARIOS = (*CORE, "web")
 
 @dataclass(frozen=True)
 class Config:
+    quick: bool
     sizes: tuple[int, ...]
     edits: int  # measured edits per kind and session
     warmup: int  # edits per kind done first and not counted
@@ -95,6 +96,7 @@ class Config:
     def from_args(cls, args: argparse.Namespace) -> Config:
         quick = bool(args.quick)
         return cls(
+            quick=quick,
             sizes=tuple(args.sizes or ((10, 100) if quick else (10, 100, 1000))),
             edits=args.edits or (5 if quick else 20),
             warmup=1 if quick else 2,
@@ -389,7 +391,7 @@ class Bench:
 
     def web(self) -> None:
         """hotmod serve and the peers' reloaders on a generated web app (web.py)."""
-        config = WebConfig.make(quick=self.config.edits < 10, edits=self.web_edits)
+        config = WebConfig.make(quick=self.config.quick, edits=self.web_edits)
         self.results["web"] = web_run(
             config, tmp=self.tmp, workdir=self.opts.workdir, save_mode=self.opts.save_mode,
             step=self.step,
