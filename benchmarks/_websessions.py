@@ -223,9 +223,12 @@ def latency_run(
     try:
         for i in range(warmup + count):
             n = first + i
+            saved_ns = time.time_ns()  # wall clock, to compare with hotmod's events
             saved = time.perf_counter_ns()
             edit_probe(project, n, mode=save_mode)
-            sample: dict[str, Any] = {"edit": n, "warmup": i < warmup, "latency_ms": None}
+            sample: dict[str, Any] = {
+                "edit": n, "warmup": i < warmup, "latency_ms": None, "saved_ns": saved_ns
+            }
             samples.append(sample)
             try:
                 live = poller.wait_for(

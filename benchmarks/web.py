@@ -37,6 +37,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from _procs import EventLog
 from _webapp import generate
 from _websessions import (
     Tool,
@@ -142,6 +143,24 @@ def _wrk_version(wrk: str) -> str:
     return lines[0].partition(" Copyright")[0] if lines else wrk
 
 
+def _attach_events(samples: list[dict[str, Any]], events: Path) -> None:
+    """Give each latency sample hotmod's own view: engine time, and save -> batch start.
+
+    The latency edits come first and each is one batch, so the n-th reload
+    event (of ``probe_view.py``) belongs to the n-th edit.
+    """
+    reloads = [
+        e for e in EventLog(events).of("reload")
+        if any(p.endswith("probe_view.py") for p in e.get("paths", []))
+    ]
+    for sample, event in zip(samples, reloads, strict=False):
+        sample["outcome"] = event.get("outcome")
+        sample["engine_ms"] = event.get("duration_ms")
+        if event.get("duration_ms") is not None:
+            start_ms = event["time"] * 1e3 - event["duration_ms"]
+            sample["batch_start_ms"] = start_ms - sample["saved_ns"] / 1e6
+
+
 def session(
     tool: Tool, config: WebConfig, tmp: Path, workdir: Path, save_mode: str
 ) -> dict[str, Any]:
@@ -160,6 +179,8 @@ def session(
             rate=config.rate, before_s=config.before_s, after_s=config.after_s, first=1,
             save_mode=save_mode,
         )
+    if tool.name.startswith("hotmod"):
+        _attach_events(latency, workdir / f"web-{tool.name}.events.jsonl")
     return {
         "tool": tool.name, "label": tool.label, "app": tool.app, "modules": project.modules,
         "latency": latency, "load": load,
