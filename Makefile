@@ -6,15 +6,17 @@
 #   make smoke      the quick `smoke` selection on 3.12 and 3.13
 #   make test-long  the long property-based run (marker `slow`, random seed)
 #   make lint       ruff + mypy only
-#   make demo       run examples/demo under hotmod
-#   make bench      run the benchmarks
+#   make demo       serve the Flask example (examples/web) with `hotmod serve` on :8000
+#   make demo-fastapi  the same for its FastAPI twin (= make demo APP=fastapi)
+#   make demo-script   run the plain-script demo (examples/demo) under `hotmod run`
+#   make bench      run the benchmarks (the web one included: benchmarks/run.py --only web)
 #   make clean      remove virtualenvs and caches
 
 # One target at a time: readable output, and a lint failure stops before the
 # slow suites instead of racing them.
 .NOTPARALLEL:
 .DEFAULT_GOAL := test
-.PHONY: test pytest pytest-3.12 pytest-3.13 smoke test-long lint demo bench clean chromium
+.PHONY: test pytest pytest-3.12 pytest-3.13 smoke test-long lint demo demo-fastapi demo-script bench clean chromium
 
 # Interpreters. pyenv's exact versions are what CI has; the plain names are the
 # fallback on machines without pyenv. Override any of them: `make test PYTHON312=...`.
@@ -70,12 +72,15 @@ chromium:
 	if [ -n "$$CI" ]; then echo "error: could not install chromium, needed by the browser tests" >&2; exit 1; fi; \
 	echo "warning: could not install chromium; the browser tests will skip" >&2
 
-# Plain `mypy` checks what pyproject configures (src and tests, strict); the demo
-# is checked too, with the same settings, because users copy from it.
+# Plain `mypy` checks what pyproject configures (src and tests, strict); the
+# examples are checked too, with the same settings, because users copy from them.
+# Each example is its own run: they are separate programs with their own top-level
+# packages (examples/web's apps import `catalog` from their own folder).
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy examples/demo
+	$(VENV)/bin/mypy examples/web
 
 # Tests spend most of their time waiting on real servers and child processes, so
 # four pytest-xdist workers on two cores roughly halve the wall time. Override
@@ -106,7 +111,27 @@ test-long: $(VENV)/.stamp
 	echo "test-long: HOTMOD_PROPERTY_EDITS=$(HOTMOD_PROPERTY_EDITS) seed=$$seed (rerun: make test-long SEED=$$seed)"; \
 	HOTMOD_PROPERTY_EDITS=$(HOTMOD_PROPERTY_EDITS) $(VENV)/bin/python -m pytest -m slow --hypothesis-seed="$$seed"
 
+# The web demo: which app, where, and what to edit to see what (printed first).
+APP ?= flask
+DEMO_HOST ?= 127.0.0.1
+DEMO_PORT ?= 8000
+DEMO_TARGET_flask := flaskapp.app:app
+DEMO_TARGET_fastapi := fastapiapp.main:app
+DEMO_VIEW_flask := examples/web/flaskapp/views/greetings.py
+DEMO_VIEW_fastapi := examples/web/fastapiapp/routers/greetings.py
+
 demo: $(VENV)/.stamp
+	@test -n "$(DEMO_TARGET_$(APP))" || { echo "error: APP=$(APP): use APP=flask or APP=fastapi" >&2; exit 2; }
+	@echo "Serving the $(APP) example on http://$(DEMO_HOST):$(DEMO_PORT)/ (Ctrl-C stops it). Edit, save, reload the page:"
+	@echo "  $(DEMO_VIEW_$(APP)): the text greeting() returns; / changes at once"
+	@echo "  examples/web/catalog/model.py: LABEL; the module runs again, the catalog (1 s to build) is kept: /api/books/3"
+	@echo "  a syntax error anywhere: the reload fails, the old code keeps serving; fix it and it applies"
+	cd examples/web && ../../$(VENV)/bin/hotmod serve $(DEMO_TARGET_$(APP)) --host $(DEMO_HOST) --port $(DEMO_PORT)
+
+demo-fastapi:
+	$(MAKE) demo APP=fastapi
+
+demo-script: $(VENV)/.stamp
 	$(VENV)/bin/hotmod run examples/demo/main.py
 
 bench: $(VENV)/.stamp

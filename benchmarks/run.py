@@ -4,14 +4,18 @@ Generates projects of 10, 100 and 1000 modules, measures save-to-live latency
 under ``hotmod run`` and under a full restart (watchfiles), reload cost against
 project and heap size, the cost of edits that only closures made at run time
 hold, of one edit in a 5,000-line module, start-up overhead and memory over many
-reloads; prints a markdown report, saves the raw results as JSON under
-``benchmarks/results/`` and replaces the generated section of
-``docs/benchmarks.md`` (full runs only: every scenario, not --quick).
+reloads, and the web scenario (``web.py``: ``hotmod serve`` against
+``flask run --reload``, ``uvicorn --reload`` and ``uvicorn-hmr``); prints a
+markdown report, saves the raw results as JSON under ``benchmarks/results/``
+and replaces the generated sections of ``docs/benchmarks.md`` (not for
+--quick): the main one when every other scenario ran, the web one when
+``web`` ran.
 
     .venv/bin/python benchmarks/run.py            # full run (~10 min on 2 cores)
     .venv/bin/python benchmarks/run.py --quick    # 10/100 modules, few edits
     .venv/bin/python benchmarks/run.py --only latency --no-restart
     .venv/bin/python benchmarks/run.py --only closures bigmodule
+    .venv/bin/python benchmarks/run.py --only web
     .venv/bin/python benchmarks/run.py --render benchmarks/results/latest.json --write-docs
 """
 
@@ -50,18 +54,27 @@ from _scenarios import (
     memory_run,
     startup_run,
 )
+from _webreport import render_web
 from genproject import Project, generate
+from web import WebConfig
+from web import run as web_run
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 DOCS = HERE.parent / "docs" / "benchmarks.md"
 BEGIN = "<!-- BEGIN GENERATED RESULTS: benchmarks/run.py replaces this section -->"
 END = "<!-- END GENERATED RESULTS -->"
-SCENARIOS = ("latency", "heap", "closures", "bigmodule", "startup", "memory")
+WEB_BEGIN = (
+    "<!-- BEGIN GENERATED WEB RESULTS: benchmarks/run.py --only web replaces this section -->"
+)
+WEB_END = "<!-- END GENERATED WEB RESULTS -->"
+CORE = ("latency", "heap", "closures", "bigmodule", "startup", "memory")
+SCENARIOS = (*CORE, "web")
 
 
 @dataclass(frozen=True)
 class Config:
+    quick: bool
     sizes: tuple[int, ...]
     edits: int  # measured edits per kind and session
     warmup: int  # edits per kind done first and not counted
@@ -83,6 +96,7 @@ class Config:
     def from_args(cls, args: argparse.Namespace) -> Config:
         quick = bool(args.quick)
         return cls(
+            quick=quick,
             sizes=tuple(args.sizes or ((10, 100) if quick else (10, 100, 1000))),
             edits=args.edits or (5 if quick else 20),
             warmup=1 if quick else 2,
@@ -239,6 +253,7 @@ class Bench:
         self.restart = restart
         self.hotmod = hotmod_run_available()
         self.results: dict[str, Any] = {"errors": []}
+        self.web_edits: int | None = None  # --edits, for the web scenario's own default
 
     def project(
         self, modules: int, *, heap_objects: int = 0, closures: int = 0, big_lines: int = 0
@@ -374,6 +389,14 @@ class Bench:
             if run:
                 runs.append(run)
 
+    def web(self) -> None:
+        """hotmod serve and the peers' reloaders on a generated web app (web.py)."""
+        config = WebConfig.make(quick=self.config.quick, edits=self.web_edits)
+        self.results["web"] = web_run(
+            config, tmp=self.tmp, workdir=self.opts.workdir, save_mode=self.opts.save_mode,
+            step=self.step,
+        )
+
     def run(self, scenarios: Sequence[str]) -> dict[str, Any]:
         if not self.hotmod:
             print("[bench] `hotmod run` is not available: hotmod columns pending", file=sys.stderr)
@@ -384,20 +407,24 @@ class Bench:
             "bigmodule": self.bigmodule,
             "startup": self.startup,
             "memory": self.memory,
+            "web": self.web,
         }
         for name in scenarios:
-            if name == "latency" or self.hotmod:
+            # The restart baseline and the web peers need no `hotmod run`.
+            if name in ("latency", "web") or self.hotmod:
                 actions[name]()
         return self.results
 
 
-def update_docs(markdown: str, path: Path = DOCS) -> None:
+def update_docs(
+    markdown: str, path: Path = DOCS, *, begin: str = BEGIN, end: str = END
+) -> None:
     """Replace the text between the markers of ``path`` (appended if missing)."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    block = f"{BEGIN}\n\n{markdown.rstrip()}\n\n{END}"
-    if BEGIN in text and END in text:
-        head, _, rest = text.partition(BEGIN)
-        _, _, tail = rest.partition(END)
+    block = f"{begin}\n\n{markdown.rstrip()}\n\n{end}"
+    if begin in text and end in text:
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end)
         text = head + block + tail
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
@@ -426,6 +453,7 @@ def measure(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="hotmod-bench-"))
     try:
         bench = Bench(config, opts, tmp, restart=not args.no_restart)
+        bench.web_edits = args.edits
         results = bench.run(args.only)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -436,6 +464,7 @@ def measure(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         elapsed_s=time.monotonic() - started,
         hotmod_run=bench.hotmod,
         quick=bool(args.quick),
+        scenarios=list(args.only),
         logs=str(workdir.relative_to(HERE.parent)),
     )
     results["meta"] = meta
@@ -450,15 +479,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         results = measure(args, argv)
         print(f"[bench] results saved to {save_results(results)}", file=sys.stderr)
-    markdown = render(results)
-    print(markdown)
-    # A partial run (--only some scenarios) would drop the others' tables: like
-    # --quick, it leaves the page alone unless told otherwise.
-    partial_run = set(args.only) != set(SCENARIOS)
-    write = args.write_docs or not (args.quick or args.no_docs or args.render or partial_run)
-    if write:
-        update_docs(markdown)
-        print(f"[bench] updated {DOCS}", file=sys.stderr)
+    # Runs saved before the web scenario existed ran the core ones only.
+    ran = set(results["meta"].get("scenarios", CORE))
+    allowed = args.write_docs or not (args.quick or args.no_docs or args.render)
+    if ran & set(CORE):
+        markdown = render(results)
+        print(markdown)
+        # A partial run (--only some scenarios) would drop the others' tables: like
+        # --quick, it leaves the page alone unless told otherwise.
+        if allowed and (args.write_docs or ran >= set(CORE)):
+            update_docs(markdown)
+            print(f"[bench] updated {DOCS}", file=sys.stderr)
+    if "web" in results:
+        # The web section is its own: a run of the web scenario alone is a complete one.
+        markdown = render_web(results)
+        print(markdown)
+        if allowed:
+            update_docs(markdown, begin=WEB_BEGIN, end=WEB_END)
+            print(f"[bench] updated the web section of {DOCS}", file=sys.stderr)
     return 1 if results["errors"] else 0
 
 

@@ -1,6 +1,6 @@
 """hotmod demo: edit a running program and watch its output change.
 
-Start it from the repository root with ``make demo`` (or
+Start it from the repository root with ``make demo-script`` (or
 ``.venv/bin/hotmod run examples/demo/main.py``). It prints one line a second.
 While it runs, open examples/demo/greeting.py, make one of these edits, save:
 

@@ -1,0 +1,237 @@
+"""The web benchmark: ``hotmod serve`` against the reloaders web developers use today.
+
+Run it with the others (``make bench``) or alone::
+
+    .venv/bin/python benchmarks/run.py --only web
+    .venv/bin/python benchmarks/run.py --only web --quick      # fewer edits and runs
+
+On a generated project of 50 modules with 1 s of start-up (``_webapp.py``), one
+Flask app and one FastAPI app, it measures for ``hotmod serve`` (both apps),
+``flask run --reload`` (Flask), ``uvicorn --reload`` and ``uvicorn-hmr``
+(FastAPI):
+
+- save-to-live of a view's function body (median and p95 of >= 10 edits);
+- failed and mixed-version answers per reload under a steady 200 requests a
+  second, when one save changes two modules;
+- and the gate's cost: requests a second of a trivial endpoint with and
+  without hotmod's gate middleware (WSGI and ASGI), measured with ``wrk``,
+  and the middleware's own time per request, in-process.
+
+``uvicorn-hmr`` needs Python >= 3.12: it runs from its own virtual environment,
+``benchmarks/.venv-peers`` (git-ignored), made here on first use with Python
+3.12 (pyenv's, or ``python3.12``) and ``pip install uvicorn-hmr fastapi``.
+``wrk`` is Debian's package, installed with apt-get when missing (as root);
+without it the gate runs use ``_webload.py flood`` and say so.
+"""
+
+from __future__ import annotations
+
+import compileall
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from _procs import EventLog
+from _webapp import generate
+from _websessions import (
+    Tool,
+    gate_micro,
+    gate_run,
+    latency_run,
+    load_run,
+    start,
+    tools,
+    wrk_path,
+)
+
+HERE = Path(__file__).resolve().parent
+PEERS = HERE / ".venv-peers"
+PEER_PACKAGES = ("uvicorn-hmr", "fastapi")
+GATE_APPS = ("wsgi", "flask", "asgi", "fastapi")
+
+Step = Callable[[str, Callable[[], Any]], Any]
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    modules: int
+    startup_s: float
+    edits: int  # measured save-to-live edits per server
+    warmup: int
+    rounds: int  # saves under load per server
+    rate: float  # requests a second during a load round
+    before_s: float  # load before the save
+    after_s: float  # load after the save
+    gate_runs: int  # pairs of runs (one without, one with the gate) per app
+    gate_seconds: float
+    gate_warmup_s: float
+    connections: int  # wrk's keep-alive connections
+
+    @classmethod
+    def make(cls, *, quick: bool, edits: int | None = None) -> WebConfig:
+        return cls(
+            modules=50,
+            startup_s=1.0,
+            edits=edits or (5 if quick else 12),
+            warmup=1 if quick else 2,
+            rounds=1 if quick else 3,
+            rate=200.0,
+            before_s=1.0,
+            after_s=4.0,
+            gate_runs=3 if quick else 10,
+            gate_seconds=2.0,
+            gate_warmup_s=1.0,
+            connections=8,
+        )
+
+
+def hotmod_serve_available() -> bool:
+    done = subprocess.run(
+        [sys.executable, "-m", "hotmod", "serve", "--help"],
+        capture_output=True, timeout=60, check=False,
+    )
+    return done.returncode == 0
+
+
+def _python312() -> str | None:
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        root = subprocess.run([pyenv, "root"], capture_output=True, text=True, check=False)
+        candidate = Path(root.stdout.strip()) / "versions" / "3.12.1" / "bin" / "python"
+        if candidate.exists():
+            return str(candidate)
+    return shutil.which("python3.12")
+
+
+def peers_python() -> tuple[str | None, str]:
+    """The peers' interpreter (made on first use), or None and why not."""
+    python = PEERS / "bin" / "python"
+    if not (PEERS / "bin" / "uvicorn-hmr").exists():
+        base = _python312()
+        if base is None:
+            return None, "no Python 3.12 for uvicorn-hmr"
+        print(f"[bench] making {PEERS} (uvicorn-hmr) ...", file=sys.stderr, flush=True)
+        steps = (
+            [base, "-m", "venv", str(PEERS)],
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             *PEER_PACKAGES],
+        )
+        for argv in steps:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
+            if done.returncode != 0:
+                return None, f"{' '.join(argv[:4])} failed: {done.stderr.strip()[-300:]}"
+    done = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m, sys; print("
+         "f\"uvicorn-hmr {m.version('uvicorn-hmr')}, hmr {m.version('hmr')}, "
+         "Python {sys.version.split()[0]}\")"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    if done.returncode != 0:
+        return None, f"{PEERS} is broken: {done.stderr.strip()[-300:]}"
+    return str(python), done.stdout.strip()
+
+
+def _wrk_version(wrk: str) -> str:
+    done = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=30, check=False)
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    return lines[0].partition(" Copyright")[0] if lines else wrk
+
+
+def _attach_events(samples: list[dict[str, Any]], events: Path) -> None:
+    """Give each latency sample hotmod's own view: engine time, and save -> batch start.
+
+    The latency edits come first and each is one batch, so the n-th reload
+    event (of ``probe_view.py``) belongs to the n-th edit.
+    """
+    reloads = [
+        e for e in EventLog(events).of("reload")
+        if any(p.endswith("probe_view.py") for p in e.get("paths", []))
+    ]
+    for sample, event in zip(samples, reloads, strict=False):
+        sample["outcome"] = event.get("outcome")
+        sample["engine_ms"] = event.get("duration_ms")
+        if event.get("duration_ms") is not None:
+            start_ms = event["time"] * 1e3 - event["duration_ms"]
+            sample["batch_start_ms"] = start_ms - sample["saved_ns"] / 1e6
+
+
+def session(
+    tool: Tool, config: WebConfig, tmp: Path, workdir: Path, save_mode: str
+) -> dict[str, Any]:
+    """One server on a fresh project: save-to-live edits, then saves under load."""
+    root = tmp / f"web-{tool.name}"
+    project = generate(root, modules=config.modules, startup_s=config.startup_s)
+    compileall.compile_dir(str(root), quiet=1)  # warm bytecode, as a developer's project is
+    server, port = start(tool, project, workdir, f"web-{tool.name}")
+    with server:
+        latency = latency_run(
+            server, port, project, count=config.edits, warmup=config.warmup, first=1,
+            save_mode=save_mode,
+        )
+        load = load_run(
+            server, port, project, workdir, f"web-{tool.name}", rounds=config.rounds,
+            rate=config.rate, before_s=config.before_s, after_s=config.after_s, first=1,
+            save_mode=save_mode,
+        )
+    if tool.name.startswith("hotmod"):
+        _attach_events(latency, workdir / f"web-{tool.name}.events.jsonl")
+    return {
+        "tool": tool.name, "label": tool.label, "app": tool.app, "modules": project.modules,
+        "latency": latency, "load": load,
+    }
+
+
+def run(
+    config: WebConfig, *, tmp: Path, workdir: Path, save_mode: str, step: Step
+) -> dict[str, Any]:
+    """Every web measurement; a failed one is recorded by ``step`` and the rest go on."""
+    results: dict[str, Any] = {
+        "config": asdict(config), "sessions": [], "gate": [], "gate_micro": {}
+    }
+    peers, peers_note = peers_python()
+    results["peers"] = peers_note
+    serve = hotmod_serve_available()
+    results["hotmod_serve"] = serve
+    if not serve:
+        print("[bench] `hotmod serve` is not available: its rows pending", file=sys.stderr)
+    for tool in tools(sys.executable, peers):
+        if tool.name.startswith("hotmod") and not serve:
+            continue
+        found = step(f"web {tool.name}", partial(session, tool, config, tmp, workdir, save_mode))
+        if found:
+            results["sessions"].append(found)
+    wrk = wrk_path()
+    results["load_generator"] = _wrk_version(wrk) if wrk else "benchmarks/_webload.py flood"
+    for app in GATE_APPS:
+        rates = step(
+            f"web gate {app}",
+            partial(
+                gate_run, app, workdir, runs=config.gate_runs, seconds=config.gate_seconds,
+                warmup_s=config.gate_warmup_s, connections=config.connections, wrk=wrk,
+            ),
+        )
+        if rates:
+            results["gate"].append({"app": app, **rates})
+    for kind in ("wsgi", "asgi"):
+        cost = step(f"web gate in-process {kind}", partial(gate_micro, kind))
+        if cost:
+            results["gate_micro"][kind] = cost
+    return results
+
+
+def main() -> int:
+    """``python benchmarks/web.py ARGS`` is ``run.py --only web ARGS``."""
+    os.chdir(HERE.parent)
+    import run as runner
+
+    return runner.main(["--only", "web", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
