@@ -48,7 +48,8 @@ class Gate:
 
     def __init__(self, drain_timeout: float = DEFAULT_DRAIN_TIMEOUT) -> None:
         self.drain_timeout = drain_timeout
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()  # the fast path takes only this
+        self._cond = threading.Condition(self._lock)
         self._readers = 0
         self._closed = False
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
@@ -70,17 +71,28 @@ class Gate:
     # commit that waits for it. ``reading()`` does both.
     def enter(self) -> None:
         """Take the read side, waiting (this thread) while a commit holds the gate."""
+        with self._lock:
+            if not self._closed or _depth.get():
+                self._readers += 1
+                return
         with self._cond:
-            if _depth.get() == 0:
-                while self._closed:
-                    self._cond.wait()
+            while self._closed:
+                self._cond.wait()
             self._readers += 1
+
+    def try_enter(self) -> bool:
+        """Take the read side if no commit holds the gate (or we are inside already)."""
+        with self._lock:
+            if not self._closed or _depth.get():
+                self._readers += 1
+                return True
+        return False
 
     async def enter_async(self) -> None:
         """Take the read side, awaiting (not blocking the loop) while a commit holds it."""
         while True:
-            with self._cond:
-                if _depth.get() > 0 or not self._closed:
+            with self._lock:
+                if not self._closed or _depth.get():
                     self._readers += 1
                     return
                 import asyncio  # here, not at start-up: only async servers need it
@@ -92,7 +104,7 @@ class Gate:
 
     def exit(self) -> None:
         """Give the read side back (from any thread)."""
-        with self._cond:
+        with self._lock:
             self._readers -= 1
             if self._closed and self._readers <= 0:
                 self._cond.notify_all()
@@ -142,6 +154,16 @@ class Gate:
             for loop, future in waiters:
                 with contextlib.suppress(RuntimeError):  # that loop has closed meanwhile
                     loop.call_soon_threadsafe(_wake, future)
+
+
+def mark_inside() -> contextvars.Token[int]:
+    """:meth:`Gate.inside` without a context manager, for the middleware's hot path:
+    give the token back to :func:`mark_outside` in the same thread or task."""
+    return _depth.set(_depth.get() + 1)
+
+
+def mark_outside(token: contextvars.Token[int]) -> None:
+    _depth.reset(token)
 
 
 def _wake(future: asyncio.Future[None]) -> None:

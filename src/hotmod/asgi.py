@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ._gate import Gate, default_gate
+from ._gate import Gate, default_gate, mark_inside, mark_outside
 
 __all__ = ["GateMiddleware"]
 
@@ -62,29 +62,40 @@ class GateMiddleware:
                 await self.app(scope, receive, send)
             return
         gate = self.gate
-        await gate.enter_async()
-        held = True
-
-        def release() -> None:
-            nonlocal held
-            if held:
-                held = False
-                gate.exit()
-
-        async def gated_send(message: Message) -> None:
-            sent = message["type"]
-            if sent in ("websocket.accept", "websocket.close") or (
-                sent == "http.response.start" and _is_stream(message)
-            ):
-                release()
-            await send(message)
-
+        if not gate.try_enter():
+            await gate.enter_async()
+        request = _Request(gate, send)
+        token = mark_inside()
         try:
-            with gate.inside():
-                app = self.app
-                await app(scope, receive, gated_send)
+            await self.app(scope, receive, request.send)
         finally:
-            release()
+            mark_outside(token)
+            request.release()
+
+
+class _Request:
+    """One request's ``send``: gives the read side back once, early for long-lived ones."""
+
+    __slots__ = ("_gate", "_held", "_send")
+
+    def __init__(self, gate: Gate, send: Send) -> None:
+        self._gate = gate
+        self._send = send
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._gate.exit()
+
+    async def send(self, message: Message) -> None:
+        sent = message["type"]
+        if sent == "http.response.start":
+            if _is_stream(message):
+                self.release()
+        elif sent in ("websocket.accept", "websocket.close"):
+            self.release()
+        await self._send(message)
 
 
 def _is_stream(message: Message) -> bool:

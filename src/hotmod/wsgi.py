@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._gate import Gate, default_gate
+from ._gate import Gate, default_gate, mark_inside, mark_outside
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -54,26 +54,35 @@ class GateMiddleware:
     ) -> Iterable[bytes]:
         gate = self.gate
         gate.enter()
-        streaming = False
-
-        def start(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
-            nonlocal streaming
-            streaming = any(
-                k.lower() == "content-type" and v.startswith("text/event-stream")
-                for k, v in headers
-            )
-            return start_response(status, headers, *exc)
-
+        request = _Request(start_response)
+        token = mark_inside()
         try:
-            with gate.inside():
-                body = self.app(environ, start)
+            body = self.app(environ, request.start)
         except BaseException:
             gate.exit()
             raise
-        if streaming:
+        finally:
+            mark_outside(token)
+        if request.streaming:
             gate.exit()
             return body
         return _HeldBody(body, gate)
+
+
+class _Request:
+    """One request's ``start_response``: notes whether the response is an event stream."""
+
+    __slots__ = ("_start_response", "streaming")
+
+    def __init__(self, start_response: StartResponse) -> None:
+        self._start_response = start_response
+        self.streaming = False
+
+    def start(self, status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
+        for key, value in headers:
+            if key.lower() == "content-type":
+                self.streaming = value.startswith("text/event-stream")
+        return self._start_response(status, headers, *exc)
 
 
 class _HeldBody:
