@@ -44,12 +44,13 @@ class GateMiddleware:
         self.gate = gate if gate is not None else default_gate()
         self._app = app
         self._getter = app_getter
+        self._current: Callable[[], ASGIApp] = (
+            app if app_getter else lambda: app  # type: ignore[assignment,return-value]
+        )
 
     @property
     def app(self) -> ASGIApp:
-        if self._getter:
-            return self._app()  # type: ignore[call-arg,return-value]
-        return self._app  # type: ignore[return-value]
+        return self._current()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -67,7 +68,7 @@ class GateMiddleware:
         request = _Request(gate, send)
         token = mark_inside()
         try:
-            await self.app(scope, receive, request.send)
+            await self._current()(scope, receive, request.send)
         finally:
             mark_outside(token)
             request.release()
@@ -88,14 +89,16 @@ class _Request:
             self._held = False
             self._gate.exit()
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        # A plain function handing back the server's awaitable: no coroutine of
+        # its own per message (this runs twice for every response).
         sent = message["type"]
         if sent == "http.response.start":
             if _is_stream(message):
                 self.release()
         elif sent in ("websocket.accept", "websocket.close"):
             self.release()
-        await self._send(message)
+        return self._send(message)
 
 
 def _is_stream(message: Message) -> bool:

@@ -42,12 +42,13 @@ class GateMiddleware:
         self.gate = gate if gate is not None else default_gate()
         self._app = app
         self._getter = app_getter
+        self._current: Callable[[], WSGIApplication] = (
+            app if app_getter else lambda: app  # type: ignore[assignment,return-value]
+        )
 
     @property
     def app(self) -> WSGIApplication:
-        if self._getter:
-            return self._app()  # type: ignore[call-arg,return-value]
-        return self._app  # type: ignore[return-value]
+        return self._current()
 
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
@@ -57,7 +58,7 @@ class GateMiddleware:
         request = _Request(start_response)
         token = mark_inside()
         try:
-            body = self.app(environ, request.start)
+            body = self._current()(environ, request.start)
         except BaseException:
             gate.exit()
             raise
