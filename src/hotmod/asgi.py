@@ -103,6 +103,7 @@ class _Request:
 
 def _is_stream(message: Message) -> bool:
     for key, value in message.get("headers", ()):
-        if bytes(key).lower() == b"content-type" and bytes(value).startswith(b"text/event-stream"):
-            return True
+        # Servers and frameworks send lower-case names; the length test skips the rest cheaply.
+        if len(key) == 12 and key.lower() == b"content-type":
+            return bytes(value[:17]).lower() == b"text/event-stream"
     return False
