@@ -329,11 +329,20 @@ def wrk_path() -> str | None:
     return shutil.which("wrk")
 
 
+def pinning() -> tuple[list[str], list[str]]:
+    """Command prefixes that put the servers on one core and the load generator on
+    another (``taskset``, 2+ cores), so the two never compete; empty if unavailable."""
+    taskset = shutil.which("taskset")
+    if taskset is None or (os.cpu_count() or 1) < 2:
+        return [], []
+    return [taskset, "-c", "0"], [taskset, "-c", "1"]
+
+
 def _requests_per_s(port: int, seconds: float, connections: int, wrk: str | None) -> float:
     url = f"http://{HOST}:{port}/"
     if wrk is not None:
         done = subprocess.run(
-            [wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", url],
+            [*pinning()[1], wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", url],
             capture_output=True, text=True, timeout=seconds + 60, check=False,
         )
         match = re.search(r"Requests/sec:\s*([\d.]+)", done.stdout)
@@ -355,7 +364,7 @@ def _requests_per_s(port: int, seconds: float, connections: int, wrk: str | None
 
 def _gate_server(app: str, variant: str, workdir: Path) -> tuple[Server, int]:
     port = free_port()
-    argv = [sys.executable, str(GATE_SERVER), app, "--port", str(port)]
+    argv = [*pinning()[0], sys.executable, str(GATE_SERVER), app, "--port", str(port)]
     if variant == "gate":
         argv.append("--gate")
     server = Server(argv, cwd=HERE, log=workdir / f"gate-{app}-{variant}.log")

@@ -45,6 +45,7 @@ from _websessions import (
     gate_run,
     latency_run,
     load_run,
+    pinning,
     start,
     tools,
     wrk_path,
@@ -208,6 +209,8 @@ def run(
             results["sessions"].append(found)
     wrk = wrk_path()
     results["load_generator"] = _wrk_version(wrk) if wrk else "benchmarks/_webload.py flood"
+    if pinning()[0]:
+        results["load_generator"] += " on core 1, the servers pinned to core 0 (taskset)"
     for app in GATE_APPS:
         rates = step(
             f"web gate {app}",
