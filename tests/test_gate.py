@@ -51,16 +51,13 @@ def test_commit_waits_for_work_in_flight_and_holds_new_work() -> None:
     def commit() -> None:
         with gate.writing() as still:
             log.append(f"commit ({still} in flight)")
-            late_started.wait(DEADLINE)
-            time.sleep(0.05)  # the late request must still be held: it cannot log meanwhile
+            wait_for(lambda: gate.waiting == 1)  # the late request is held, not running
             log.append("commit done")
 
     def late() -> None:
-        late_started.set()
         with gate.reading():
             log.append("late request")
 
-    late_started = threading.Event()
     first = threading.Thread(target=request)
     first.start()
     inside.wait(DEADLINE)

@@ -26,9 +26,9 @@ import contextlib
 import contextvars
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import asyncio
@@ -51,6 +51,7 @@ class Gate:
         self._lock = threading.Lock()  # the fast path takes only this
         self._cond = threading.Condition(self._lock)
         self._readers = 0
+        self._waiting = 0  # units of work held back by a commit now
         self._closed = False
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self.swaps = 0  # commits made through this gate
@@ -61,12 +62,17 @@ class Gate:
         return self._readers
 
     @property
+    def waiting(self) -> int:
+        """Units of work held back by the commit holding the gate now."""
+        return self._waiting
+
+    @property
     def closed(self) -> bool:
         """True while a commit holds the gate."""
         return self._closed
 
     # -- the read side --------------------------------------------------------------------
-    # ``enter``/``exit`` count units of work; ``inside()`` marks the running
+    # ``enter``/``exit`` count units of work; ``mark_inside()`` marks the running
     # thread or task as inside one, so that nested work never waits for a
     # commit that waits for it. ``reading()`` does both.
     def enter(self) -> None:
@@ -76,8 +82,10 @@ class Gate:
                 self._readers += 1
                 return
         with self._cond:
+            self._waiting += 1
             while self._closed:
                 self._cond.wait()
+            self._waiting -= 1
             self._readers += 1
 
     def try_enter(self) -> bool:
@@ -100,7 +108,12 @@ class Gate:
                 loop = asyncio.get_running_loop()
                 future: asyncio.Future[None] = loop.create_future()
                 self._waiters.append((loop, future))
-            await future
+                self._waiting += 1
+            try:
+                await future
+            finally:
+                with self._lock:
+                    self._waiting -= 1
 
     def exit(self) -> None:
         """Give the read side back (from any thread)."""
@@ -108,16 +121,6 @@ class Gate:
             self._readers -= 1
             if self._closed and self._readers <= 0:
                 self._cond.notify_all()
-
-    @staticmethod
-    @contextlib.contextmanager
-    def inside() -> Iterator[None]:
-        """Mark the running thread or task as inside a unit of work (for reentrancy)."""
-        token = _depth.set(_depth.get() + 1)
-        try:
-            yield
-        finally:
-            _depth.reset(token)
 
     def reading(self) -> _Reading:
         """``with gate.reading():`` or ``async with gate.reading():`` around one unit of work."""
@@ -156,8 +159,15 @@ class Gate:
                     loop.call_soon_threadsafe(_wake, future)
 
 
+def app_reader(app: Any, app_getter: bool) -> Callable[[], Any]:
+    """For the middleware: what returns the app to call for a request (``app``
+    itself is that callable when ``app_getter``; an app swapped at commit then
+    serves the next request)."""
+    return app if app_getter else lambda: app
+
+
 def mark_inside() -> contextvars.Token[int]:
-    """:meth:`Gate.inside` without a context manager, for the middleware's hot path:
+    """Mark the running thread or task as inside a unit of work (for reentrancy);
     give the token back to :func:`mark_outside` in the same thread or task."""
     return _depth.set(_depth.get() + 1)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ._gate import Gate, default_gate, mark_inside, mark_outside
+from ._gate import Gate, app_reader, default_gate, mark_inside, mark_outside
 
 __all__ = ["GateMiddleware"]
 
@@ -44,9 +44,7 @@ class GateMiddleware:
         self.gate = gate if gate is not None else default_gate()
         self._app = app
         self._getter = app_getter
-        self._current: Callable[[], ASGIApp] = (
-            app if app_getter else lambda: app  # type: ignore[assignment,return-value]
-        )
+        self._current: Callable[[], ASGIApp] = app_reader(app, app_getter)
 
     @property
     def app(self) -> ASGIApp:

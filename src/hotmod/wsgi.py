@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._gate import Gate, default_gate, mark_inside, mark_outside
+from ._gate import Gate, app_reader, default_gate, mark_inside, mark_outside
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -40,11 +40,7 @@ class GateMiddleware:
         gate: Gate | None = None, app_getter: bool = False,
     ) -> None:
         self.gate = gate if gate is not None else default_gate()
-        self._app = app
-        self._getter = app_getter
-        self._current: Callable[[], WSGIApplication] = (
-            app if app_getter else lambda: app  # type: ignore[assignment,return-value]
-        )
+        self._current: Callable[[], WSGIApplication] = app_reader(app, app_getter)
 
     @property
     def app(self) -> WSGIApplication:

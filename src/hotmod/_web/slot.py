@@ -49,9 +49,7 @@ class Target:
         module, sep, attr = spec.partition(":")
         if not sep:
             attr = "create_app" if factory else "app"
-        if not module or not attr or not all(p.isidentifier() for p in module.split(".")):
-            raise UsageError(f"not an app: {spec!r} (expected 'module:attribute')")
-        if not all(p.isidentifier() for p in attr.split(".")):
+        if not all(p.isidentifier() for p in (*module.split("."), *attr.split("."))):
             raise UsageError(f"not an app: {spec!r} (expected 'module:attribute')")
         return cls(module, attr, factory)
 
