@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hotmod import Outcome, Reloader
-from hotmod._engine.quick import quick_change
+from hotmod._engine.quick import materialize, quick_change, statement_spans
 
 BASE = textwrap.dedent(
     """\
@@ -99,7 +99,6 @@ def test_quick_result_equals_a_full_compile(
 @pytest.mark.parametrize(
     ("old", "new"),
     [
-        ("return x + 1", "y = x\n    return y + 1"),  # a line added: later lines move
         ("def first(x: int = 1)", "def first(x: int = 2)"),  # a default: runs at top level
         ("@functools.lru_cache\n", "@functools.cache\n"),  # a decorator
         ("class Shape:", "class Shape(object):"),  # bases
@@ -109,6 +108,56 @@ def test_quick_result_equals_a_full_compile(
 )
 def test_quick_path_steps_aside(old: str, new: str) -> None:
     assert _quick(BASE, BASE.replace(old, new)) is None
+
+
+@pytest.mark.parametrize(
+    ("edits", "statements", "moved"),
+    [
+        # a body grows by a line: every later definition moves down
+        ([("return x + 1", "y = x\n    return y + 1")], ("first",),
+         ("cached", "Shape", "make", "last")),
+        # a class body loses a line (the nested class moves up with it)
+        ([("    sides = 0\n\n", "    sides = 0\n")], ("Shape",), ("make", "last")),
+        # comment lines between statements
+        ([("LIMIT = 10\n", "LIMIT = 10\n# a\n# b\n")], (),
+         ("first", "cached", "Shape", "make", "last")),
+        # a blank line removed between two functions
+        ([("    return handler\n\n\n", "    return handler\n\n")], (), ("last",)),
+        # two definitions edited, the first growing: the second moves inside the region
+        ([("return n * 2", "m = n\n    return m * 2"), ("return 0.0", "return 2.0")],
+         ("cached", "Shape"), ("make", "last")),
+    ],
+)
+def test_moving_edits_equal_a_full_compile(
+    edits: list[tuple[str, str]], statements: tuple[str, ...], moved: tuple[str, ...]
+) -> None:
+    edited = BASE
+    for old, new in edits:
+        edited = edited.replace(old, new)
+    assert edited != BASE
+    tree, code = _full(BASE)
+    found = quick_change(BASE, tree, code, edited, Path("m.py"))  # type: ignore[arg-type]
+    assert found is not None
+    full_tree, full_code = _full(edited)
+    assert found.statements == statements
+    assert found.moved == moved
+    assert found.stale_lines  # the module's own line table is left for a full compile
+    assert found.code.co_consts == full_code.co_consts  # type: ignore[attr-defined]
+    assert found.code.co_code == full_code.co_code  # type: ignore[attr-defined]
+    assert statement_spans(found.tree) == statement_spans(full_tree)
+    assert ast.dump(materialize(found.tree), include_attributes=True) == ast.dump(
+        full_tree, include_attributes=True
+    )
+    # ... and the next edit starts from the moved tree: a later function's body
+    again = edited.replace('return "last"', 'x = "last"\n    return x')
+    second = quick_change(edited, found.tree, found.code, again, Path("m.py"))
+    assert second is not None
+    assert second.statements == ("last",)
+    again_tree, again_code = _full(again)
+    assert second.code.co_consts == again_code.co_consts  # type: ignore[attr-defined]
+    assert ast.dump(materialize(second.tree), include_attributes=True) == ast.dump(
+        again_tree, include_attributes=True
+    )
 
 
 def test_a_name_defined_twice_is_compiled_in_full() -> None:
@@ -148,13 +197,96 @@ def test_large_module_body_edits_go_live_through_the_quick_path(tmp_path: Path) 
         record = reloader.graph.records["bigmod"]
         full = compile(path.read_text(encoding="utf-8"), str(path), "exec", dont_inherit=True)
         assert record.code == full  # the quick path's code is what a full compile makes
-        # A line added (everything below moves): the full path, still applied.
+        # A line added (everything below moves): still the quick path, one function changed.
         source = path.read_text(encoding="utf-8")
         moved = source.replace("    total = x\n", "    total = x\n    total += 0\n", 1)
         path.write_text(moved, encoding="utf-8")
         result = reloader.apply([path])
         assert result.outcome is Outcome.APPLIED, result
+        assert result.functions == 1  # the others only moved
         assert bigmod.f0(1) == 1
+        full = compile(moved, str(path), "exec", dont_inherit=True)
+        assert record.code.co_consts == full.co_consts
+        assert old_f200.__code__ == _const(full, "f200")  # its new line numbers are live
+
+
+def _const(code: types.CodeType, name: str) -> types.CodeType:
+    return next(c for c in code.co_consts if isinstance(c, types.CodeType) and c.co_name == name)
+
+
+MOVING = textwrap.dedent(
+    """\
+    import sys
+
+    from dep import LIMIT
+
+    def make():
+        def inner():
+            return "inner-1"
+        return inner
+
+
+    HELD = {"inner": None}  # filled by the test: a closure nothing else reaches
+    """
+) + "".join(
+    f"\n\ndef f{i}(x):\n    total = x\n    return total + {i}\n" for i in range(150)
+) + textwrap.dedent(
+    """\
+
+
+    def boom():
+        raise ValueError("boom")
+
+
+    AT_IMPORT = (LIMIT, sys._getframe().f_lineno)
+    """
+)
+
+
+def test_moved_module_runs_its_fresh_line_table_and_keeps_closures(tmp_path: Path) -> None:
+    """After an edit moved its statements, a re-execution runs what a fresh start runs."""
+    (tmp_path / "dep.py").write_text("LIMIT = 1\n", encoding="utf-8")
+    path = tmp_path / "moving.py"
+    path.write_text(MOVING, encoding="utf-8")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with Reloader([tmp_path], packages=()) as reloader:
+            import moving  # type: ignore[import-not-found]
+
+            held = moving.make()  # made at run time: only the heap reaches it
+            reloader.graph.warm_large(lines=100)
+            # 1. lines added at the top of a body: everything below moves
+            source = MOVING.replace("    total = x\n", "    total = x\n    total += 0\n\n", 1)
+            path.write_text(source, encoding="utf-8")
+            result = reloader.apply([path])
+            assert result.outcome is Outcome.APPLIED, result
+            assert result.reexecuted == ()
+            assert result.functions == 1
+            assert reloader.graph.records["moving"].stale_lines
+            with pytest.raises(ValueError, match="boom") as caught:
+                moving.boom()
+            fresh = source.splitlines().index('    raise ValueError("boom")') + 1
+            assert caught.traceback[-1].lineno + 1 == fresh  # pytest's lineno is 0-based
+            # 2. the closure made before the move still takes a real edit of its code
+            source = source.replace('"inner-1"', '"inner-2"')
+            path.write_text(source, encoding="utf-8")
+            assert reloader.apply([path]).outcome is Outcome.APPLIED
+            assert held() == "inner-2"
+            # 3. a dependency changes a name it uses at import: it runs again, fully compiled
+            (tmp_path / "dep.py").write_text("LIMIT = 2\n", encoding="utf-8")
+            result = reloader.apply([tmp_path / "dep.py"])
+            assert result.outcome is Outcome.APPLIED, result
+            assert "moving" in result.reexecuted
+            line = source.splitlines().index("AT_IMPORT = (LIMIT, sys._getframe().f_lineno)") + 1
+            at_import = moving.AT_IMPORT
+            assert at_import == (2, line)
+            record = reloader.graph.records["moving"]
+            assert not record.stale_lines
+            assert record.code == compile(source, str(path), "exec", dont_inherit=True)
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in ("moving", "dep"):
+            sys.modules.pop(name, None)
 
 
 def test_derived_code_index_equals_a_fresh_one() -> None:

@@ -39,6 +39,55 @@ def iter_code_tree(code: types.CodeType) -> Iterator[types.CodeType]:
         stack.extend(reversed(nested))
 
 
+def moved_code(code: types.CodeType, delta: int) -> types.CodeType | None:
+    """``code`` as if its source started ``delta`` lines later, nested code too.
+
+    A code object's line table is relative to ``co_firstlineno`` (3.11+), so
+    moving a function moves that one number: the result equals what compiling
+    the moved text gives. A 3.13 class body also stores its first line as a
+    constant (``__firstlineno__``); that constant moves too, or, when the body
+    uses the same number for something else, None: compile the text instead.
+    """
+    consts = list(code.co_consts)
+    for i, const in enumerate(consts):
+        if isinstance(const, types.CodeType):
+            moved = moved_code(const, delta)
+            if moved is None:
+                return None
+            consts[i] = moved
+    if PY313 and "__firstlineno__" in code.co_names and not code.co_flags & _CO_OPTIMIZED:
+        index = _firstlineno_const(code)
+        if index is None:
+            return None
+        consts[index] = code.co_firstlineno + delta
+    return code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=tuple(consts))
+
+
+def _firstlineno_const(code: types.CodeType) -> int | None:
+    """The constant a 3.13 class body stores as ``__firstlineno__``, if used for that alone."""
+    loads: list[int] = []
+    found = None
+    previous = None
+    for instruction in dis.get_instructions(code):
+        if instruction.opname == "LOAD_CONST":
+            loads.append(instruction.arg or 0)
+        if (
+            instruction.opname == "STORE_NAME" and instruction.argval == "__firstlineno__"
+            and previous is not None and previous.opname == "LOAD_CONST"
+        ):
+            found = previous.arg
+        previous = instruction
+    if found is None or loads.count(found) != 1 or code.co_consts[found] != code.co_firstlineno:
+        return None
+    return found
+
+
+def only_moved(old: types.CodeType, new: types.CodeType) -> bool:
+    """``new`` is ``old`` moved to other lines, nothing else changed."""
+    delta = new.co_firstlineno - old.co_firstlineno
+    return delta != 0 and moved_code(old, delta) == new
+
+
 def can_swap_code(func: types.FunctionType, code: types.CodeType) -> bool:
     """True when ``func.__code__ = code`` is allowed and keeps the closure meaningful."""
     return func.__code__.co_freevars == code.co_freevars

@@ -289,6 +289,7 @@ def record_sources(plan: Plan, graph: ModuleGraph) -> None:
             continue
         record.nested_history = carry_history(record.code, change.code, record.nested_history)
         record.source, record.code = change.source, change.code
+        record.stale_lines = change.stale_lines
         record._tree, record._info = change.tree, change._info
         if record._info is None:
             graph.cold.add(name)  # scanned off the critical path (ModuleGraph.warm)

@@ -40,9 +40,12 @@ class ClosureUpdate:
 
 
 # Older code objects of a module's nested functions that were equal to the
-# version now recorded, by code key. A closure made before an unrelated reload
-# still runs one of them (a recompile makes equal, not identical, code). Kept
-# on the module's record; weak, so gone when no closure runs them any more.
+# version now recorded, or differed only in where they start, by code key. A
+# closure made before an unrelated reload still runs one of them (a recompile
+# makes equal, not identical, code; an edit above moves it: such closures keep
+# the old lines until their code really changes, rather than every such edit
+# paying for a heap pass). Kept on the module's record; weak, so gone when no
+# closure runs them any more.
 NestedHistory = dict[tuple[str, int], list["weakref.ref[types.CodeType]"]]
 
 
@@ -61,12 +64,15 @@ def nested_changes(
         if "<locals>" not in key[0]:
             continue
         after = new_by_key.get(key)
-        if after is not None and after is not before and not _compat.code_equal(before, after):
-            changed.append((before, after))
-            for ref in history.get(key, ()):
-                older = ref()
-                if older is not None:
-                    changed.append((older, after))
+        if after is None or after is before or _compat.code_equal(before, after):
+            continue
+        if _compat.only_moved(before, after):
+            continue  # lines moved, nothing else: no heap pass for that (see carry_history)
+        changed.append((before, after))
+        for ref in history.get(key, ()):
+            older = ref()
+            if older is not None:
+                changed.append((older, after))
     return changed
 
 
@@ -87,7 +93,7 @@ def carry_history(
         if after is before:
             if alive:
                 history[key] = alive  # the same code object: nothing new to remember
-        elif _compat.code_equal(before, after):
+        elif _compat.code_equal(before, after) or _compat.only_moved(before, after):
             history[key] = [*alive, weakref.ref(before)]
     return history
 

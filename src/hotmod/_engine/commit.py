@@ -55,7 +55,7 @@ def commit_batch(batch: Batch) -> None:
             continue  # re-executed instead: the reconciler patches its functions
         for patch in patches:
             apply_body_patch(patch, undo)
-            functions += 1
+            functions += not patch.moved  # moved, not changed: not counted
         for class_patch in plan.class_patches.get(module, ()):
             apply_class_patch(class_patch, undo)
     functions += apply_closure_updates(batch.closures, undo)

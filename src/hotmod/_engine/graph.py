@@ -65,6 +65,10 @@ class ModuleRecord:
     # True when the file changed on disk before its source was read: the text
     # of the running version is unknown, so its next change re-executes it.
     source_lost: bool = False
+    # True when ``code`` came from a quick change that moved statements: its
+    # constants are exact, its own line table is not (see quick.py); it is
+    # compiled in full before the module body runs again.
+    stale_lines: bool = False
 
     @property
     def source(self) -> str:

@@ -242,6 +242,9 @@ class BodyPatch:
     top: str  # the top-level name it hangs from
     cache: object | None
     signature: SignatureValues | None = None
+    # Only its lines moved (an edit above it added or removed lines): the
+    # same behaviour, so no cache to clear and nothing that counts as changed.
+    moved: bool = False
 
 
 SignatureProbe = Callable[[types.CodeType, types.CodeType], SignatureValues | None]
@@ -286,6 +289,10 @@ def body_patches(
             return [], f"{code.co_qualname} has no counterpart in the new source", []
         if replacement is code or replacement is old_by_key.get(key):
             continue  # a statement the edit did not touch (the quick path shares it)
+        if _compat.only_moved(code, replacement):
+            patches.append(BodyPatch(func, replacement, top, None, moved=True))
+            patched.add(id(func))
+            continue
         signature = signatures(code, replacement) if signatures is not None else None
         if signature is None and _compat.code_equal(code, replacement):
             continue
@@ -300,6 +307,7 @@ def body_patches(
         and "<locals>" not in key[0]
         and key in new_by_key
         and not _compat.code_equal(code, new_by_key[key])
+        and not _compat.only_moved(code, new_by_key[key])
     )
     return patches, None, unmatched
 

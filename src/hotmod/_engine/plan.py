@@ -23,7 +23,7 @@ from .._errors import ReloadError
 from .classpatch import ClassPatch, run_class_body
 from .graph import MAIN, ModuleGraph
 from .patch import BodyPatch, SignatureValues, body_patches, derive_code_index
-from .quick import quick_change
+from .quick import quick_change, statement_shifts, statement_spans
 from .scan import ModuleInfo, scan
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ class SourceChange:
     quick: bool = False  # built from the changed statements alone (see quick.py)
     base_info: ModuleInfo | None = None  # the live version's facts, reused where shared
     statements: frozenset[str] | None = None  # quick path: the top-level names re-parsed
+    moved: frozenset[str] = frozenset()  # quick path: code constants that only moved
+    stale_lines: bool = False  # quick path: the module code's line table is the old one
     no_base: bool = False  # the live version's text is unknown: planned from its code
 
     @property
@@ -188,10 +190,11 @@ def make_plan(
         if record._tree is not None:  # the old tree is at hand: try the changed lines alone
             fast = quick_change(record.source, record._tree, record.code, source, path)
         if fast is not None:
-            derive_code_index(fast.code, record.code, fast.statements)
+            derive_code_index(fast.code, record.code, fast.code_names)
             plan.changes[module] = SourceChange(
                 module, path, source, fast.tree, fast.code, is_package=record.is_package,
                 quick=True, base_info=record._info, statements=frozenset(fast.statements),
+                moved=frozenset(fast.moved), stale_lines=fast.stale_lines or record.stale_lines,
             )
             continue
         tree, code = compile_source(source, path, module)
@@ -258,7 +261,8 @@ def resolve_patches(plan: Plan, graph: ModuleGraph) -> None:
                 )
                 patches, reason, unmatched = body_patches(
                     namespace, module, record.code, change.code, signatures=signatures.changed,
-                    reshaped=frozenset(reshaped), only=change.statements,
+                    reshaped=frozenset(reshaped),
+                    only=None if change.statements is None else change.statements | change.moved,
                 )
         except ReloadError:
             raise
@@ -275,8 +279,9 @@ def resolve_patches(plan: Plan, graph: ModuleGraph) -> None:
             plan.reexec.add(module)
             continue
         assert classes is not None
-        mutated = {p.top for p in patches} | set(reshaped)
-        scopes = {p.code.co_qualname.split(".<locals>")[0] for p in patches}
+        changed = [p for p in patches if not p.moved]
+        mutated = {p.top for p in changed} | set(reshaped)
+        scopes = {p.code.co_qualname.split(".<locals>")[0] for p in changed}
         for patch in classes:
             scopes |= patch.all_changed()
             if patch.values_changed():
@@ -373,6 +378,9 @@ class Signatures:
         self._lazy_annotations = bool(code.co_flags & _CO_FUTURE_ANNOTATIONS)
 
     def changed(self, old: types.CodeType, new: types.CodeType) -> SignatureValues | None:
+        statement = self._old.statement(old.co_firstlineno)
+        if statement is not None and statement is self._new.statement(new.co_firstlineno):
+            return None  # a statement both trees share: the edit did not touch it
         before = self._old.get(old.co_firstlineno)
         after = self._new.get(new.co_firstlineno)
         if before is None or after is None or _signature_dump(before) == _signature_dump(after):
@@ -414,25 +422,31 @@ class _DefsByLine:
 
     Indexed one top-level statement at a time, on demand: a body edit in a
     large module looks at the statement it touched, not at the whole tree.
+    Positions are true ones: a statement a quick change moved (see quick.py)
+    has its shift added.
     """
 
     def __init__(self, tree: ast.Module) -> None:
         self._body = tree.body
-        self._starts = [
-            min([s.lineno, *(d.lineno for d in getattr(s, "decorator_list", ()))])
-            for s in tree.body
-        ]
+        self._shifts = statement_shifts(tree)
+        self._starts = [start for start, _ in statement_spans(tree)]
         self._done: set[int] = set()
         self._found: dict[int, ast.FunctionDef | ast.AsyncFunctionDef] = {}
+
+    def statement(self, line: int) -> ast.stmt | None:
+        """The top-level statement holding ``line``."""
+        index = bisect.bisect_right(self._starts, line) - 1
+        return self._body[index] if index >= 0 else None
 
     def get(self, line: int) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
         index = bisect.bisect_right(self._starts, line) - 1
         if index >= 0 and index not in self._done:
             self._done.add(index)
+            shift = self._shifts[index]
             for node in ast.walk(self._body[index]):
                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                     first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
-                    self._found[first] = node
+                    self._found[first + shift] = node
         return self._found.get(line)
 
 

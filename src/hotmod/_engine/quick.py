@@ -1,35 +1,48 @@
 """Cost follows the change: parse and compile only the statements an edit touched.
 
 A one-function edit in a 5,000-line module should not parse, compile, dump
-and scan 5,000 lines. When an edit keeps the file's line count and changes
-only the *bodies* of top-level ``def``/``class`` statements (their headers —
-name, decorators, defaults, annotations, bases — unchanged), the module's
-top-level bytecode is the same but for the code objects of those
-statements. So:
+and scan 5,000 lines. When an edit changes only the *bodies* of top-level
+``def``/``class`` statements (their headers — name, decorators, defaults,
+annotations, bases — unchanged), or comments and blank lines between
+statements, the module's top-level bytecode is the same but for the code
+objects of those statements. So:
 
-1. the changed lines are found by comparing the old and new text;
+1. the changed lines are found by comparing the old and new text from both
+   ends;
 2. the top-level statements covering them are re-parsed alone (padded with
    blank lines, so every line number is the one a full compile gives) and
    compiled with the module's ``__future__`` flags;
 3. the new module tree is the old one with those statements swapped, and the
    new module code object is the old one with those code constants swapped
-   (``code.replace``) — equal to what a full compile makes.
+   (``code.replace``).
 
-Anything else (a top-level statement changed, lines added or removed, a
-header changed, a name defined twice) returns None and the planner compiles
-the whole file as before. A syntax error in the region also returns None:
-the full compile then reports it with the usual message (G1).
+When the edit added or removed lines, every later definition moved: its code
+object is the old one moved (``_compat.moved_code``, equal to what a full
+compile makes), and its nodes, shared with the old tree, are not rewritten —
+the new tree records per statement how far its nodes moved
+(:func:`statement_shifts`, :func:`statement_spans`). The module code's own
+line table is then out of date (``stale_lines``): it is compiled in full
+before the module body runs again.
+
+Anything else (a top-level statement changed, a header changed, a name
+defined twice) returns None and the planner compiles the whole file as
+before. A syntax error in the region also returns None: the full compile
+then reports it with the usual message (G1).
 """
 
 from __future__ import annotations
 import __future__
 
 import ast
+import bisect
 import functools
 import operator
 import types
+from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
+
+from .. import _compat
 
 # Flags a module's code carries from ``from __future__ import ...`` (compile() takes them).
 _FUTURE_FLAGS = functools.reduce(
@@ -44,6 +57,17 @@ class QuickChange:
     tree: ast.Module
     code: types.CodeType
     statements: tuple[str, ...]  # names of the top-level statements re-parsed (empty: comments)
+    # Names of the module's code constants that only moved to other lines
+    # (every definition after an edit that added or removed lines).
+    moved: tuple[str, ...] = ()
+    # The module's own line table is the old one: statements moved, so the
+    # module code must be compiled in full before it runs again (see stage).
+    stale_lines: bool = False
+
+    @property
+    def code_names(self) -> tuple[str, ...]:
+        """Names of the code constants that differ from the old module code's."""
+        return self.statements + self.moved
 
 
 def quick_change(
@@ -54,32 +78,41 @@ def quick_change(
     path: Path,
 ) -> QuickChange | None:
     """Build the new module from the changed statements, or None (compile it all)."""
-    old_lines = old_source.splitlines(keepends=True)
-    new_lines = new_source.splitlines(keepends=True)
-    if len(old_lines) != len(new_lines):
+    old_lines = old_source.split("\n")  # decoded sources: universal newlines
+    new_lines = new_source.split("\n")
+    delta = len(new_lines) - len(old_lines)
+    limit = min(len(old_lines), len(new_lines))
+    same = next((i for i in range(limit) if old_lines[i] != new_lines[i]), limit)
+    if same == limit and delta == 0:
         return None
-    changed = [i + 1 for i, (a, b) in enumerate(zip(old_lines, new_lines, strict=True)) if a != b]
-    if not changed:
-        return None
+    tail = next(
+        (i for i in range(limit - same) if old_lines[-1 - i] != new_lines[-1 - i]), limit - same
+    )
+    first_line, last_line = same + 1, len(old_lines) - tail  # old lines changed (may be none)
+    spans = statement_spans(old_tree)
     body = old_tree.body
-    spans = [(_start(stmt), stmt.end_lineno or stmt.lineno) for stmt in body]
-    touched = [
-        i for i, (start, end) in enumerate(spans) if any(start <= line <= end for line in changed)
-    ]
-    outside = [line for line in changed if not any(s <= line <= e for s, e in spans)]
-    if any(not _blank_or_comment(new_lines[line - 1]) for line in outside) or any(
-        not _blank_or_comment(old_lines[line - 1]) for line in outside
-    ):
-        return None
-    if not touched:  # comments or blank lines between statements
-        return QuickChange(old_tree, old_code, ())
-    first, last = touched[0], touched[-1]
-    old_part = body[first : last + 1]
+    # Statements the change overlaps (or, for lines only inserted, falls inside).
+    lo = bisect.bisect_left([end for _, end in spans], first_line)
+    hi = bisect.bisect_right([start for start, _ in spans], last_line) - 1
+    if lo > hi:  # comments or blank lines between statements
+        if not _blank_or_comment(old_lines[first_line - 1 : last_line]) or not _blank_or_comment(
+            new_lines[first_line - 1 : last_line + delta]
+        ):
+            return None
+        return _moved_after(old_tree, old_code, lo, delta, last_line, QuickChange(
+            old_tree, old_code, (), stale_lines=delta != 0,
+        ), set())
+    old_part = body[lo : hi + 1]
     definitions = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
     if not all(isinstance(s, definitions) for s in old_part):
         return None
-    start, end = spans[first][0], spans[last][1]
-    padded = "\n" * (start - 1) + "".join(new_lines[start - 1 : end])
+    start, end = min(spans[lo][0], first_line), max(spans[hi][1], last_line)
+    inside = {line for s, e in spans[lo : hi + 1] for line in range(s, e + 1)}
+    if not _blank_or_comment(
+        [old_lines[line - 1] for line in range(start, end + 1) if line not in inside]
+    ):
+        return None
+    padded = "\n" * (start - 1) + "\n".join(new_lines[start - 1 : end + delta]) + "\n"
     try:
         new_part = ast.parse(padded, str(path)).body
         if len(new_part) != len(old_part) or any(
@@ -102,13 +135,121 @@ def quick_change(
             counts[const.co_name] = counts.get(const.co_name, 0) + 1
     if any(counts.get(n) != 1 for n in names) or set(replacements) != set(names):
         return None  # a name defined twice at the top level: compile it all
-    consts = tuple(
-        replacements[c.co_name] if isinstance(c, types.CodeType) and c.co_name in replacements
-        else c
-        for c in old_code.co_consts
+    consts = list(old_code.co_consts)
+    replaced: set[int] = set()
+    for i, const in enumerate(consts):
+        if not isinstance(const, types.CodeType):
+            continue
+        if const.co_name in replacements:
+            consts[i] = replacements[const.co_name]
+            replaced.add(i)
+        elif start <= const.co_firstlineno <= end:
+            return None  # code made by a re-parsed header (a lambda in a decorator)
+    shifts = statement_shifts(old_tree)
+    tree = ast.Module(body=[*body[:lo], *new_part, *body[hi + 1 :]], type_ignores=[])
+    _set_positions(
+        tree,
+        [*shifts[:lo], *([0] * len(new_part)), *shifts[hi + 1 :]],
+        [*spans[:lo], *(_span(s, 0) for s in new_part), *spans[hi + 1 :]],
     )
-    tree = ast.Module(body=[*body[:first], *new_part, *body[last + 1 :]], type_ignores=[])
-    return QuickChange(tree, old_code.replace(co_consts=consts), tuple(names))
+    moved_header = any(
+        shifts[lo + i] or _header(a, positions=True) != _header(b, positions=True)
+        for i, (a, b) in enumerate(zip(old_part, new_part, strict=True))
+    )
+    quick = QuickChange(
+        tree, old_code.replace(co_consts=tuple(consts)), tuple(names),
+        stale_lines=delta != 0 or moved_header,
+    )
+    return _moved_after(tree, quick.code, lo + len(new_part), delta, end, quick, replaced)
+
+
+def _moved_after(
+    tree: ast.Module,
+    code: types.CodeType,
+    index: int,
+    delta: int,
+    after: int,
+    change: QuickChange,
+    replaced: set[int],
+) -> QuickChange | None:
+    """``change`` with the statements from ``index`` on (old lines past ``after``) moved."""
+    if delta == 0:
+        return change
+    if tree is change.tree:  # comments only: a tree of its own, with new positions
+        tree = ast.Module(body=list(tree.body), type_ignores=[])
+        _set_positions(tree, list(statement_shifts(change.tree)), list(statement_spans(
+            change.tree
+        )))
+    shifts, spans = statement_shifts(tree), statement_spans(tree)
+    for i in range(index, len(tree.body)):
+        shifts[i] += delta
+        spans[i] = (spans[i][0] + delta, spans[i][1] + delta)
+    consts = list(code.co_consts)
+    moved: list[str] = []
+    for i, const in enumerate(consts):
+        if isinstance(const, types.CodeType) and i not in replaced and (
+            const.co_firstlineno > after
+        ):
+            moved_const = _compat.moved_code(const, delta)
+            if moved_const is None:
+                return None
+            consts[i] = moved_const
+            moved.append(const.co_name)
+    return QuickChange(
+        tree, code.replace(co_consts=tuple(consts)), change.statements,
+        tuple(dict.fromkeys(moved)), stale_lines=True,
+    )
+
+
+# -- where the statements of a tree are -----------------------------------------------------
+# A quick change shares the untouched statements' nodes between the old and
+# the new tree. Those after an edit that added or removed lines sit elsewhere
+# in the new text than their nodes say: each tree records, per top-level
+# statement, how many lines to add to its nodes' positions, and the true
+# first and last line of each statement.
+_SHIFTS = "_hotmod_shifts"
+_SPANS = "_hotmod_spans"
+
+
+def statement_shifts(tree: ast.Module) -> list[int]:
+    """Per top-level statement: lines to add to its nodes' recorded positions."""
+    found: list[int] | None = getattr(tree, _SHIFTS, None)
+    if found is None:
+        found = [0] * len(tree.body)
+        setattr(tree, _SHIFTS, found)
+    return found
+
+
+def statement_spans(tree: ast.Module) -> list[tuple[int, int]]:
+    """Per top-level statement: its true first line (first decorator) and last line."""
+    found: list[tuple[int, int]] | None = getattr(tree, _SPANS, None)
+    if found is None:
+        shifts = statement_shifts(tree)
+        found = [_span(stmt, shift) for stmt, shift in zip(tree.body, shifts, strict=True)]
+        setattr(tree, _SPANS, found)
+    return found
+
+
+def materialize(tree: ast.Module) -> ast.Module:
+    """A copy of ``tree`` whose nodes carry their true positions (tests, debugging)."""
+    copy = ast.Module(body=[], type_ignores=[])
+    for stmt, shift in zip(tree.body, statement_shifts(tree), strict=True):
+        node = deepcopy(stmt)
+        if shift:
+            ast.increment_lineno(node, shift)
+        copy.body.append(node)
+    return copy
+
+
+def _set_positions(
+    tree: ast.Module, shifts: list[int], spans: list[tuple[int, int]]
+) -> None:
+    setattr(tree, _SHIFTS, shifts)
+    setattr(tree, _SPANS, spans)
+
+
+def _span(stmt: ast.stmt, shift: int) -> tuple[int, int]:
+    return _start(stmt) + shift, (stmt.end_lineno or stmt.lineno) + shift
 
 
 def _start(stmt: ast.stmt) -> int:
@@ -116,13 +257,20 @@ def _start(stmt: ast.stmt) -> int:
     return min([stmt.lineno, *(d.lineno for d in decorators)])
 
 
-def _blank_or_comment(line: str) -> bool:
-    stripped = line.strip()
-    return not stripped or stripped.startswith("#")
+def _blank_or_comment(lines: list[str]) -> bool:
+    for line in lines:
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return False
+    return True
 
 
-def _header(stmt: ast.stmt) -> str:
-    """The part of a def/class statement that runs at the module's top level."""
+def _header(stmt: ast.stmt, *, positions: bool = False) -> str:
+    """The part of a def/class statement that runs at the module's top level.
+
+    With ``positions``, where each of its parts is too (the module code's
+    line table records them).
+    """
     if isinstance(stmt, ast.ClassDef):
         parts: list[object] = [
             "class", stmt.name, stmt.bases, stmt.keywords, stmt.decorator_list,
@@ -134,13 +282,15 @@ def _header(stmt: ast.stmt) -> str:
             getattr(stmt, "type_params", None),
         ]
     else:
-        return ast.dump(stmt)
-    return repr([_dump(p) for p in parts])
+        return ast.dump(stmt, include_attributes=positions)
+    if positions:
+        parts += [stmt.lineno, stmt.col_offset]
+    return repr([_dump(p, positions) for p in parts])
 
 
-def _dump(part: object) -> object:
+def _dump(part: object, positions: bool) -> object:
     if isinstance(part, ast.AST):
-        return ast.dump(part)
+        return ast.dump(part, include_attributes=positions)
     if isinstance(part, list):
-        return [_dump(p) for p in part]
+        return [_dump(p, positions) for p in part]
     return part

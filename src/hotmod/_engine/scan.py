@@ -14,6 +14,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
+from .quick import statement_shifts
+
 Chain = tuple[str, ...]  # a dotted load such as ("np", "linalg", "norm")
 
 # Methods that run when a class is instantiated or subclassed.
@@ -166,8 +168,10 @@ def top_level_use(tree: ast.Module, info: ModuleInfo, module: str, names: set[st
         for child in ast.iter_child_nodes(node):
             visit(child)
 
-    for stmt in tree.body:
+    for stmt, shift in zip(tree.body, statement_shifts(tree), strict=True):
+        first = len(found)
         visit(stmt)
+        found[first:] = [(line + shift, name) for line, name in found[first:]]  # true lines
     if not found:
         return None
     line, name = min(found)

@@ -27,7 +27,7 @@ from .._errors import ReloadError, RestartRequired
 from .._hot import HotState
 from .graph import MAIN, ModuleGraph
 from .isolate import guarded_imports
-from .plan import Plan
+from .plan import Plan, compile_source
 from .reconcile import ModuleDelta, Reconciler
 from .scan import ModuleInfo, top_level_use
 
@@ -274,9 +274,12 @@ class Stager:
             record = graph.records[name]
             change = plan.changes.get(name)
             if change is not None and change.source is not None and change.code is not None:
-                graph.staged_code[name] = (change.source, change.code)
+                source, code, stale = change.source, change.code, change.stale_lines
             else:
-                graph.staged_code[name] = (record.source, record.code)
+                source, code, stale = record.source, record.code, record.stale_lines
+            if stale:  # a quick change moved statements: the module's line table is old
+                code = compile_source(source, record.path, name)[1]
+            graph.staged_code[name] = (source, code)
             live = sys.modules.pop(name, None)
             if live is None:
                 continue  # not imported any more: nothing to stage against
