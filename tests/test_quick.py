@@ -8,6 +8,7 @@ it cannot handle.
 from __future__ import annotations
 
 import ast
+import random
 import sys
 import textwrap
 import types
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from hotmod import Outcome, Reloader
-from hotmod._engine.quick import materialize, quick_change, statement_spans
+from hotmod._engine.quick import _split_change, materialize, quick_change, statement_spans
 
 BASE = textwrap.dedent(
     """\
@@ -302,3 +303,35 @@ def test_derived_code_index_equals_a_fresh_one() -> None:
     derived = patch.code_index(code)
     patch._INDEX_CACHE.clear()
     assert derived == patch.code_index(code)
+
+
+def test_changed_lines_are_found_by_characters() -> None:
+    """The shared ends found on characters are a valid line alignment, the new lines exact."""
+    rng = random.Random(5)
+    pieces = ["a", "b", "\n", "x", "\n\n", "abc\n"]
+
+    def check(old: str, new: str) -> None:
+        old_lines = old.split("\n")
+        lines, same, tail = _split_change(old, old_lines, new)
+        assert lines == new.split("\n")
+        assert old_lines[:same] == lines[:same]
+        assert tail == 0 or old_lines[-tail:] == lines[-tail:]
+        assert same + tail <= min(len(old_lines), len(lines))
+
+    for _ in range(5000):
+        old = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        new = list(old)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randint(0, len(new))
+            if rng.random() < 0.4 or not new:
+                new.insert(at, rng.choice(pieces))
+            elif rng.random() < 0.5:
+                del new[min(at, len(new) - 1)]
+            else:
+                new[min(at, len(new) - 1)] = rng.choice(pieces)
+        check(old, "".join(new))
+    big = "".join(f"line {i}\n" for i in range(3000))  # longer than a block: the block scan
+    for _ in range(200):
+        start = rng.randint(0, len(big))
+        stop = rng.randint(start, min(len(big), start + 50))
+        check(big, big[:start] + rng.choice(["", "Z", "\n", "q\nq"]) + big[stop:])

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import _compat
-from .patch import code_index
+from .patch import changed_keys, code_index
 from .undo import UndoLog
 
 if TYPE_CHECKING:
@@ -60,10 +60,10 @@ def nested_changes(
     old_by_key, _ = code_index(old)
     new_by_key, _ = code_index(new)
     changed: list[tuple[types.CodeType, types.CodeType]] = []
-    for key, before in old_by_key.items():
+    for key in changed_keys(old, new):
         if "<locals>" not in key[0]:
             continue
-        after = new_by_key.get(key)
+        before, after = old_by_key[key], new_by_key.get(key)
         if after is None or after is before or _compat.code_equal(before, after):
             continue
         if _compat.only_moved(before, after):
@@ -85,9 +85,11 @@ def carry_history(
     old_by_key, _ = code_index(old)
     new_by_key, _ = code_index(new)
     history: NestedHistory = {}
-    for key, before in old_by_key.items():
-        after = new_by_key.get(key)
-        if "<locals>" not in key[0] or after is None:
+    changed = changed_keys(old, new)
+    unchanged = set(previous).difference(changed)
+    for key in [*unchanged, *changed]:
+        before, after = old_by_key.get(key), new_by_key.get(key)
+        if "<locals>" not in key[0] or before is None or after is None:
             continue
         alive = [r for r in previous.get(key, ()) if r() is not None]
         if after is before:

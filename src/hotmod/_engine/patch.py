@@ -58,6 +58,30 @@ def code_index(code: types.CodeType) -> tuple[dict[CodeKey, types.CodeType], dic
     return by_key, by_id
 
 
+def changed_keys(old: types.CodeType, new: types.CodeType) -> list[CodeKey]:
+    """Keys of ``old``'s index whose code object ``new`` does not share (changed or gone).
+
+    One pass per pair, cached: the analyses of a batch all start from it, so
+    a quick change (which shares every untouched code object) costs them
+    what it changed, not the module's size.
+    """
+    cached = _CHANGED_CACHE.get((id(old), id(new)))
+    if cached is not None and cached[0] is old and cached[1] is new:
+        return cached[2]
+    old_by_key, _ = code_index(old)
+    new_by_key, _ = code_index(new)
+    keys = [k for k, c in old_by_key.items() if new_by_key.get(k) is not c]
+    _CHANGED_CACHE[(id(old), id(new))] = (old, new, keys)  # holds both: ids stay unique
+    while len(_CHANGED_CACHE) > _INDEX_CACHE_SIZE:
+        del _CHANGED_CACHE[next(iter(_CHANGED_CACHE))]
+    return keys
+
+
+_CHANGED_CACHE: dict[
+    tuple[int, int], tuple[types.CodeType, types.CodeType, list[CodeKey]]
+] = {}
+
+
 def derive_code_index(
     new: types.CodeType, old: types.CodeType, statements: Iterable[str]
 ) -> None:
@@ -274,7 +298,8 @@ def body_patches(
     patches: list[BodyPatch] = []
     found: set[CodeKey] = set()
     patched: set[int] = set()
-    for top, func, cache in _passes(namespace, module, old_by_key, new_by_key, only):
+    changed = changed_keys(old, new)
+    for top, func, cache in _passes(namespace, module, old_by_key, new_by_key, changed, only):
         if id(func) in patched:
             continue
         code = func.__code__
@@ -301,9 +326,9 @@ def body_patches(
         patches.append(BodyPatch(func, replacement, top, cache, signature))
         patched.add(id(func))
     unmatched = sorted(
-        key[0] for key, code in old_by_key.items()
+        key[0] for key in changed_keys(old, new)
         if key not in found
-        and _is_named_function(code)
+        and _is_named_function(code := old_by_key[key])
         and "<locals>" not in key[0]
         and key in new_by_key
         and not _compat.code_equal(code, new_by_key[key])
@@ -317,6 +342,7 @@ def _passes(
     module: str,
     old_by_key: dict[CodeKey, types.CodeType],
     new_by_key: dict[CodeKey, types.CodeType],
+    changed: list[CodeKey],
     only: frozenset[str] | None,
 ) -> Iterator[tuple[str, types.FunctionType, object | None]]:
     """The module's functions, in widening walks, each only if a changed one is missing.
@@ -327,8 +353,8 @@ def _passes(
     functions in plain attributes).
     """
     missing = {
-        id(code) for key, code in old_by_key.items()
-        if _is_named_function(code) and "<locals>" not in key[0]
+        id(code) for key in changed
+        if _is_named_function(code := old_by_key[key]) and "<locals>" not in key[0]
         and key in new_by_key and code is not new_by_key[key]
         and not _compat.code_equal(code, new_by_key[key])
     }

@@ -78,16 +78,11 @@ def quick_change(
     path: Path,
 ) -> QuickChange | None:
     """Build the new module from the changed statements, or None (compile it all)."""
-    old_lines = old_source.split("\n")  # decoded sources: universal newlines
-    new_lines = new_source.split("\n")
-    delta = len(new_lines) - len(old_lines)
-    limit = min(len(old_lines), len(new_lines))
-    same = next((i for i in range(limit) if old_lines[i] != new_lines[i]), limit)
-    if same == limit and delta == 0:
+    if old_source == new_source:
         return None
-    tail = next(
-        (i for i in range(limit - same) if old_lines[-1 - i] != new_lines[-1 - i]), limit - same
-    )
+    old_lines = source_lines(old_tree, old_source)
+    new_lines, same, tail = _split_change(old_source, old_lines, new_source)
+    delta = len(new_lines) - len(old_lines)
     first_line, last_line = same + 1, len(old_lines) - tail  # old lines changed (may be none)
     spans = statement_spans(old_tree)
     body = old_tree.body
@@ -101,7 +96,7 @@ def quick_change(
             return None
         return _moved_after(old_tree, old_code, lo, delta, last_line, QuickChange(
             old_tree, old_code, (), stale_lines=delta != 0,
-        ), set())
+        ), set(), (new_source, new_lines))
     old_part = body[lo : hi + 1]
     definitions = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
     if not all(isinstance(s, definitions) for s in old_part):
@@ -112,12 +107,22 @@ def quick_change(
         [old_lines[line - 1] for line in range(start, end + 1) if line not in inside]
     ):
         return None
+    shifts = statement_shifts(old_tree)
     padded = "\n" * (start - 1) + "\n".join(new_lines[start - 1 : end + delta]) + "\n"
     try:
         new_part = ast.parse(padded, str(path)).body
-        if len(new_part) != len(old_part) or any(
-            _header(a) != _header(b) for a, b in zip(old_part, new_part, strict=True)
-        ):
+        if len(new_part) != len(old_part):
+            return None
+        pairs = list(zip(old_part, new_part, strict=True))
+        # Same headers in the same places (the common case) or same headers
+        # elsewhere (then the module's line table is out of date).
+        unmoved = [
+            not shifts[lo + i] and _header(a, positions=True) == _header(b, positions=True)
+            for i, (a, b) in enumerate(pairs)
+        ]
+        if any(not kept and _header(a) != _header(b) for kept, (a, b) in zip(
+            unmoved, pairs, strict=True
+        )):
             return None
         part_code = compile(
             ast.Module(body=new_part, type_ignores=[]), str(path), "exec",
@@ -145,22 +150,21 @@ def quick_change(
             replaced.add(i)
         elif start <= const.co_firstlineno <= end:
             return None  # code made by a re-parsed header (a lambda in a decorator)
-    shifts = statement_shifts(old_tree)
     tree = ast.Module(body=[*body[:lo], *new_part, *body[hi + 1 :]], type_ignores=[])
+    setattr(tree, _LINES, (new_source, new_lines))
     _set_positions(
         tree,
         [*shifts[:lo], *([0] * len(new_part)), *shifts[hi + 1 :]],
         [*spans[:lo], *(_span(s, 0) for s in new_part), *spans[hi + 1 :]],
     )
-    moved_header = any(
-        shifts[lo + i] or _header(a, positions=True) != _header(b, positions=True)
-        for i, (a, b) in enumerate(zip(old_part, new_part, strict=True))
-    )
+    moved_header = not all(unmoved)
     quick = QuickChange(
         tree, old_code.replace(co_consts=tuple(consts)), tuple(names),
         stale_lines=delta != 0 or moved_header,
     )
-    return _moved_after(tree, quick.code, lo + len(new_part), delta, end, quick, replaced)
+    return _moved_after(
+        tree, quick.code, lo + len(new_part), delta, end, quick, replaced, (new_source, new_lines)
+    )
 
 
 def _moved_after(
@@ -171,12 +175,14 @@ def _moved_after(
     after: int,
     change: QuickChange,
     replaced: set[int],
+    text: tuple[str, list[str]],
 ) -> QuickChange | None:
     """``change`` with the statements from ``index`` on (old lines past ``after``) moved."""
     if delta == 0:
         return change
     if tree is change.tree:  # comments only: a tree of its own, with new positions
         tree = ast.Module(body=list(tree.body), type_ignores=[])
+        setattr(tree, _LINES, text)
         _set_positions(tree, list(statement_shifts(change.tree)), list(statement_spans(
             change.tree
         )))
@@ -239,6 +245,90 @@ def materialize(tree: ast.Module) -> ast.Module:
             ast.increment_lineno(node, shift)
         copy.body.append(node)
     return copy
+
+
+_LINES = "_hotmod_lines"
+
+
+def source_lines(tree: ast.Module, source: str) -> list[str]:
+    """``source`` split into lines, kept with its tree: the next edit's old text."""
+    cached: tuple[str, list[str]] | None = getattr(tree, _LINES, None)
+    if cached is not None and cached[0] is source:
+        return cached[1]
+    lines = source.split("\n")  # decoded sources have universal newlines
+    setattr(tree, _LINES, (source, lines))
+    return lines
+
+
+def _split_change(old: str, old_lines: list[str], new: str) -> tuple[list[str], int, int]:
+    """``new`` in lines, and how many leading and trailing lines it shares with ``old``.
+
+    Found on the characters (block by block, at C speed), then only the
+    changed middle of ``new`` is split: the shared lines are ``old``'s.
+    The shared ends may be a line shorter than they could be (still a valid
+    alignment: the text outside the middle is the same).
+    """
+    limit = min(len(old), len(new))
+    prefix = _common_prefix(old, new, limit)
+    line_start = old.rfind("\n", 0, prefix) + 1  # start of the first line that differs
+    suffix = _common_suffix(old, new, limit - line_start)
+    same = old.count("\n", 0, line_start)
+    # Trailing lines wholly in the shared end: every line of it when it starts
+    # a line in both texts, else those after its first newline.
+    end_new, end_old = len(new) - suffix, len(old) - suffix
+    shared_end = new[end_new:]
+    if _line_starts(new, end_new) and _line_starts(old, end_old):
+        tail, stop = shared_end.count("\n") + 1, end_new - 1
+    else:
+        first_newline = shared_end.find("\n")
+        tail = 0 if first_newline < 0 else shared_end.count("\n")
+        stop = len(new) if first_newline < 0 else end_new + first_newline
+    middle = new[line_start:stop].split("\n") if stop >= line_start else []
+    return [*old_lines[:same], *middle, *old_lines[len(old_lines) - tail :]], same, tail
+
+
+def _line_starts(text: str, offset: int) -> bool:
+    return offset == 0 or text[offset - 1] == "\n"
+
+
+_BLOCK = 4096
+
+
+def _common_prefix(a: str, b: str, limit: int) -> int:
+    """Length of the longest common prefix of ``a`` and ``b`` (at most ``limit``)."""
+    low = 0
+    while low < limit:
+        high = min(low + _BLOCK, limit)
+        if not a.startswith(b[low:high], low):
+            break
+        low = high
+    high = min(low + _BLOCK, limit)
+    while low < high:  # the first differing character is in [low, high)
+        middle = (low + high) // 2
+        if a.startswith(b[low : middle + 1], low):
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+def _common_suffix(a: str, b: str, limit: int) -> int:
+    """Length of the longest common suffix of ``a`` and ``b`` (at most ``limit``)."""
+    la, lb = len(a), len(b)
+    low = 0
+    while low < limit:
+        high = min(low + _BLOCK, limit)
+        if not a.endswith(b[lb - high : lb - low], 0, la - low):
+            break
+        low = high
+    high = min(low + _BLOCK, limit)
+    while low < high:
+        middle = (low + high) // 2
+        if a.endswith(b[lb - middle - 1 : lb - low], 0, la - low):
+            low = middle + 1
+        else:
+            high = middle
+    return low
 
 
 def _set_positions(
