@@ -113,13 +113,14 @@ class _Shared:
         self.last_seen = 0.0  # monotonic time the newest pending path arrived
         self.error: BaseException | None = None
 
-    def add(self, paths: set[str]) -> None:
-        now = time.monotonic()
+    def add(self, paths: set[str], quiet_s: float) -> None:
+        """Add changes the native watcher handed over after ``quiet_s`` without a new one."""
+        seen = time.monotonic() - quiet_s  # the quiet period runs from the change, not from now
         with self.cond:
             if not self.pending:
-                self.first_seen = now
+                self.first_seen = seen
             self.pending |= paths
-            self.last_seen = now
+            self.last_seen = max(self.last_seen, seen)
             self.cond.notify_all()
 
     def fail(self, error: BaseException) -> None:
@@ -170,7 +171,9 @@ def _pump(
             failures = 0
             accepted = path_filter.filter(raw)
             if accepted:
-                shared.add(accepted)
+                # The native side hands changes over once a step passed with no
+                # new one: that step is part of the quiet period already.
+                shared.add(accepted, step_ms / 1000)
             elif logger.isEnabledFor(logging.DEBUG):
                 logger.debug("ignored %d change(s)", len(raw))
     except BaseException as exc:
@@ -206,7 +209,8 @@ class Watcher:
 
     Batches: once a change is seen, the watcher waits until no further change
     arrives for ``debounce_ms`` (default 5 ms: a quiet period, so a burst of
-    saves or a save by rename becomes one batch) but never longer than
+    saves or a save by rename becomes one batch; the native watcher's last
+    step, in which it saw no new change, counts towards it) but never longer than
     ``max_window_ms`` (default 1000 ms) after the first change, so a stream of
     changes cannot hold a batch back for ever. Changes to ignored paths
     neither start nor prolong a batch. Changes made while nobody is polling
