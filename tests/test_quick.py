@@ -239,6 +239,10 @@ MOVING = textwrap.dedent(
         raise ValueError("boom")
 
 
+    def scaled(x, factor=2):
+        return x * factor
+
+
     AT_IMPORT = (LIMIT, sys._getframe().f_lineno)
     """
 )
@@ -268,12 +272,19 @@ def test_moved_module_runs_its_fresh_line_table_and_keeps_closures(tmp_path: Pat
                 moving.boom()
             fresh = source.splitlines().index('    raise ValueError("boom")') + 1
             assert caught.traceback[-1].lineno + 1 == fresh  # pytest's lineno is 0-based
-            # 2. the closure made before the move still takes a real edit of its code
+            # 2. a moved function's default changes (a full compile against the moved tree)
+            source = source.replace("factor=2", "factor=3")
+            path.write_text(source, encoding="utf-8")
+            result = reloader.apply([path])
+            assert result.outcome is Outcome.APPLIED, result
+            assert result.reexecuted == ()
+            assert moving.scaled(1) == 3
+            # 3. the closure made before the move still takes a real edit of its code
             source = source.replace('"inner-1"', '"inner-2"')
             path.write_text(source, encoding="utf-8")
             assert reloader.apply([path]).outcome is Outcome.APPLIED
             assert held() == "inner-2"
-            # 3. a dependency changes a name it uses at import: it runs again, fully compiled
+            # 4. a dependency changes a name it uses at import: it runs again, fully compiled
             (tmp_path / "dep.py").write_text("LIMIT = 2\n", encoding="utf-8")
             result = reloader.apply([tmp_path / "dep.py"])
             assert result.outcome is Outcome.APPLIED, result
