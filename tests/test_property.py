@@ -139,6 +139,16 @@ def methods(obj, cls):
     }}
 
 
+def lines(mod):
+    # where each function and method starts: an edit above moves them (tracebacks)
+    found = {{n: f.__code__.co_firstlineno for n, f in vars(mod).items() if callable(f)
+             and hasattr(f, "__code__") and getattr(f, "__module__", None) == mod.__name__}}
+    for n, f in vars(mod.C).items():
+        if hasattr(f, "__code__"):
+            found["C." + n] = f.__code__.co_firstlineno
+    return found
+
+
 def probe():
     out = {{}}
     for name in MODULES:
@@ -158,6 +168,7 @@ def probe():
             "inst-isinstance": isinstance(mod.INST, mod.C),
             "inner": [inner.v(), isinstance(inner, mod.C.Inner)],
             "closure": held(),
+            "lines": lines(mod),
         }}
     out["star"] = {{n: getattr(star, n)() for n in sorted(vars(star)) if n[:2] in ("f_", "x_")}}
     out["cycle"] = [cyca.ONE, cyca.TWO]
