@@ -60,7 +60,17 @@ def moved_code(code: types.CodeType, delta: int) -> types.CodeType | None:
         if index is None:
             return None
         consts[index] = code.co_firstlineno + delta
-    return code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=tuple(consts))
+    moved = code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=tuple(consts))
+    _MOVED[id(moved)] = (code, moved)  # holds both: the ids stay theirs
+    while len(_MOVED) > _MOVED_SIZE:
+        del _MOVED[next(iter(_MOVED))]
+    return moved
+
+
+# Code objects moved_code made lately: only_moved answers for them without
+# moving again (a batch asks once per function; a large module has hundreds).
+_MOVED_SIZE = 8192
+_MOVED: dict[int, tuple[types.CodeType, types.CodeType]] = {}
 
 
 def _firstlineno_const(code: types.CodeType) -> int | None:
@@ -84,6 +94,9 @@ def _firstlineno_const(code: types.CodeType) -> int | None:
 
 def only_moved(old: types.CodeType, new: types.CodeType) -> bool:
     """``new`` is ``old`` moved to other lines, nothing else changed."""
+    made = _MOVED.get(id(new))
+    if made is not None and made[1] is new and made[0] is old:
+        return True
     delta = new.co_firstlineno - old.co_firstlineno
     return delta != 0 and moved_code(old, delta) == new
 
