@@ -250,7 +250,7 @@ class HotProgram:
         self._reader: threading.Thread | None = None
         self._stderr_fh: IO[str] | None = None
         self._cursor = 0  # events before this index have been consumed
-        self._together = False
+        self._together: dict[str, str] | None = None  # edits held back by together()
         self.restarts = 0
         self.history: list[str] = []  # what the test did, for failure messages
 
@@ -383,22 +383,28 @@ class HotProgram:
 
     def mark(self) -> int:
         """Skip every event written so far: waits look only at later ones."""
-        if not self._together:
+        if self._together is None:
             self._cursor = len(self.events())
         return self._cursor
 
     @contextlib.contextmanager
     def together(self) -> Iterator[None]:
-        """Several edits meant as one save: one mark before the first.
+        """Several edits meant as one save: one mark, all files written back to back.
 
-        Use with a ``debounce_ms`` long enough for them to arrive as one batch.
+        The edits inside are held (``read`` sees them) and written when the
+        block ends, microseconds apart, so they arrive as one batch even on a
+        loaded machine; use a ``debounce_ms`` of some tens of milliseconds.
         """
         self.mark()
-        self._together = True
+        self._together = {}
         try:
             yield
+            held = self._together
         finally:
-            self._together = False
+            self._together = None
+        for rel, text in held.items():  # as held: already dedented
+            self.path(rel).parent.mkdir(parents=True, exist_ok=True)
+            self.path(rel).write_text(text, encoding="utf-8")
 
     def wait_for_event(
         self,
@@ -554,6 +560,8 @@ class HotProgram:
         return self.root / rel
 
     def read(self, rel: str) -> str:
+        if self._together is not None and rel in self._together:
+            return self._together[rel]
         return self.path(rel).read_text(encoding="utf-8")
 
     def edit(self, rel: str, text: str) -> None:
@@ -564,6 +572,9 @@ class HotProgram:
         """Write several files back to back (one batch when within the debounce)."""
         self.mark()
         self.history.append(f"edit:{','.join(files)}")
+        if self._together is not None:
+            self._together.update({rel: code(text) for rel, text in files.items()})
+            return
         write_files(self.root, files)
 
     def replace(self, rel: str, old: str, new: str, *, count: int = 1) -> None:
@@ -573,6 +584,9 @@ class HotProgram:
             raise OracleError(f"{old!r} not in {rel}:\n{text}")
         self.mark()
         self.history.append(f"replace:{rel}")
+        if self._together is not None:
+            self._together[rel] = text.replace(old, new, count)
+            return
         self.path(rel).write_text(text.replace(old, new, count), encoding="utf-8")
 
     def save_by_rename(self, rel: str, text: str) -> None:
