@@ -180,6 +180,7 @@ def cycle_b(value: int) -> str:
     return f"from cyca import ONE\n\nTWO = ONE + {value}\n"
 
 
+CYCLE_START = 0  # cycb.py's value at start
 CYCLE_A = "ONE = 1\nfrom cycb import TWO  # noqa: E402\n"
 
 
@@ -198,6 +199,7 @@ class Session:
         self.log: list[str] = []
         self.next_id = 0
         self.edits = 0
+        self.cycle = CYCLE_START  # the value cycb.py holds
 
     def fail(self, message: str) -> AssertionError:
         return self.prog.fail(f"{message}\nsteps:\n  " + "\n  ".join(self.log))
@@ -259,7 +261,8 @@ class Session:
             spec.decorated = not spec.decorated
         elif kind == "cycle":  # an import cycle: re-executed in a fresh start's order
             self.edits += 1
-            self.prog.edit("cycb.py", cycle_b(value))
+            self.cycle = value if value != self.cycle else value + 1000  # never the same text
+            self.prog.edit("cycb.py", cycle_b(self.cycle))
             event = self.prog.wait_for_reload()
             self.expect(event, "applied", what)
             self.check_oracle(what)
@@ -322,7 +325,7 @@ def run_property(
         files["holder.py"] = "LIVE = {}\n"
         files["star.py"] = "from m0 import *\n"
         files["cyca.py"] = CYCLE_A
-        files["cycb.py"] = cycle_b(0)
+        files["cycb.py"] = cycle_b(CYCLE_START)
         files["app.py"] = render_app(n)
         files["main.py"] = DEFAULT_MAIN
         write_files(project, files)
@@ -363,7 +366,7 @@ def test_generated_sources_compile(tmp_path: Path) -> None:
     files["holder.py"] = "LIVE = {}\n"
     files["star.py"] = "from m0 import *\n"
     files["cyca.py"] = CYCLE_A
-    files["cycb.py"] = cycle_b(0)
+    files["cycb.py"] = cycle_b(CYCLE_START)
     files["app.py"] = render_app(2)
     write_files(tmp_path / "p", files)
     for text in files.values():
