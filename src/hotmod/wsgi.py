@@ -94,11 +94,6 @@ class _HeldBody:
         self._body = body
         self._exit: Callable[[], None] | None = exit
 
-    def _release(self) -> None:
-        exit, self._exit = self._exit, None
-        if exit is not None:
-            exit()
-
     def __iter__(self) -> Iterator[bytes]:
         return iter(self._body)
 
@@ -108,10 +103,16 @@ class _HeldBody:
             if close is not None:
                 close()
         finally:
-            self._release()
+            exit = self._exit
+            if exit is not None:
+                self._exit = None
+                exit()
 
     def __del__(self) -> None:  # a server that never closes the body must not wedge commits
-        self._release()
+        exit = self._exit
+        if exit is not None:
+            self._exit = None
+            exit()
 
     def __enter__(self) -> _HeldBody:
         return self
