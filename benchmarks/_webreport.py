@@ -179,8 +179,8 @@ def micro_section(web: dict[str, Any]) -> list[str]:
         "",
         "The bare app called directly and through `GateMiddleware` (app read through a "
         "getter, as `hotmod serve` does) in a loop, no server and no sockets: median of 7 "
-        "batches of 20,000 calls. It does not depend on the machine's other load the way "
-        "the throughput runs do.",
+        "batches of 20,000 calls: the middleware's code with warm caches, a lower bound "
+        "of what it costs between a server's own work (a busy machine slows it too).",
     ]
 
 
@@ -308,7 +308,10 @@ def render_gate(results: dict[str, Any]) -> str:
     note = [
         f"Re-measured alone on {meta['date']} (`{meta['command']}`, "
         f"{meta['elapsed_s']:.0f} s; Python {meta['python']}; hotmod {meta['hotmod']}; "
-        f"load average {meta['load_start']:.2f} / {meta['load_end']:.2f} at start / end).",
+        f"load average {meta['load_start']:.2f} / {meta['load_end']:.2f} at start / end"
+        + (f"; {meta['steal_pct']:.0f} % of the CPU time stolen by the hypervisor"
+           if "steal_pct" in meta else "")
+        + ").",
         "",
     ]
     lines: list[str] = []

@@ -229,11 +229,12 @@ def gate_part(config: WebConfig, workdir: Path, step: Step) -> dict[str, Any]:
 
 
 def gate_only(argv: list[str]) -> int:
-    """``web.py --gate-only [--quick] [--no-docs]``: the gate's measurements alone.
+    """``web.py --gate-only [--quick] [--no-docs] [--render FILE]``: the gate's part alone.
 
     Saved as ``results/gate-STAMP.json``; unless ``--quick`` or ``--no-docs``,
     its tables replace the gate tables of the web section of the docs (the rest
-    of that section stays as the last full web run left it).
+    of that section stays as the last full web run left it). ``--render FILE``
+    shows (and puts in the docs) a saved run instead of measuring.
     """
     import datetime
     import json
@@ -242,8 +243,11 @@ def gate_only(argv: list[str]) -> int:
 
     import run as runner
     from _procs import BenchError
-    from _webreport import render_gate, replace_gate
 
+    if "--render" in argv:  # a saved gate run, again: --render FILE
+        results = json.loads(Path(argv[argv.index("--render") + 1]).read_text(encoding="utf-8"))
+        return _write_gate(results, docs=runner.DOCS if "--no-docs" not in argv else None,
+                           end=runner.WEB_END)
     config = WebConfig.make(quick="--quick" in argv)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     workdir = runner.RESULTS / f"logs-gate-{stamp}"
@@ -266,22 +270,43 @@ def gate_only(argv: list[str]) -> int:
         "command": " ".join(["benchmarks/web.py", *argv]),
         "load_start": runner._load(),
     }
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), _cpu_ticks()
     web = {"config": asdict(config), **gate_part(config, workdir, step)}
     meta.update(elapsed_s=time.monotonic() - started, load_end=runner._load())
+    cpu_after = _cpu_ticks()
+    if cpu_before and cpu_after:
+        spent = [after - before for before, after in zip(cpu_before, cpu_after, strict=True)]
+        meta["steal_pct"] = 100 * spent[7] / (sum(spent[:8]) or 1)
     results = {"web": web, "meta": meta, "errors": errors}
     runner.RESULTS.mkdir(parents=True, exist_ok=True)
     saved = runner.RESULTS / f"gate-{stamp}.json"
     saved.write_text(json.dumps(results, indent=1, sort_keys=True), encoding="utf-8")
     print(f"[bench] results saved to {saved}", file=sys.stderr)
+    docs = runner.DOCS if "--quick" not in argv and "--no-docs" not in argv else None
+    return _write_gate(results, docs=docs, end=runner.WEB_END)
+
+
+def _cpu_ticks() -> list[int]:
+    """The machine's CPU time by kind (``/proc/stat``); the 8th is *steal*: time the
+    hypervisor gave this machine's virtual cores to someone else."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            return [int(field) for field in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return []
+
+
+def _write_gate(results: dict[str, Any], *, docs: Path | None, end: str) -> int:
+    """Print the gate tables; with ``docs``, put them in place of that page's."""
+    from _webreport import render_gate, replace_gate
+
     markdown = render_gate(results)
     print(markdown)
-    if "--quick" not in argv and "--no-docs" not in argv:
-        docs = runner.DOCS
-        text = replace_gate(docs.read_text(encoding="utf-8"), markdown, end=runner.WEB_END)
+    if docs is not None:
+        text = replace_gate(docs.read_text(encoding="utf-8"), markdown, end=end)
         docs.write_text(text, encoding="utf-8")
         print(f"[bench] updated the gate tables of {docs}", file=sys.stderr)
-    return 1 if errors else 0
+    return 1 if results["errors"] else 0
 
 
 def main() -> int:
