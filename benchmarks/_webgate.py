@@ -1,27 +1,39 @@
-"""A server for the gate-overhead runs: one trivial endpoint, with or without the gate.
+"""A server for the gate-overhead runs: one trivial endpoint, bare and gated, in one process.
 
-    python benchmarks/_webgate.py wsgi --port 8001 [--gate]
-    python benchmarks/_webgate.py flask --port 8001 [--gate]
+    python benchmarks/_webgate.py wsgi --port 8001
     python benchmarks/_webgate.py micro wsgi      # in-process cost per request (JSON)
 
 Apps: ``wsgi`` and ``asgi`` answer ``ok`` with no framework (the worst case for a
 fixed per-request cost), ``flask`` and ``fastapi`` a one-line route. Served the
 way ``hotmod serve`` serves them: WSGI by Werkzeug's threaded server, ASGI by
-uvicorn; with ``--gate`` wrapped in hotmod's ``GateMiddleware`` reading the app
-through a getter per request (``app_getter=True``, as the served app's slot is
-read). Nothing else differs between the two variants. Request logging is off in
-both: it would cost more than what is measured.
+uvicorn. One process serves the same app object on three paths:
 
-``micro`` measures what the throughput runs cannot resolve on a busy machine:
-the middleware's own time per request, calling the bare app directly and
-through the gate in a loop (no server, no sockets), median of several batches.
+- ``/bare``: the app itself;
+- ``/same``: the app itself again (an A/A control: it must cost what ``/bare`` costs);
+- ``/gate``: the app wrapped in hotmod's ``GateMiddleware``, read through a
+  getter per request (``app_getter=True``, as the served app's slot is read).
+
+A path dispatcher in front picks one (the same few steps for every path), and
+answers itself ``/cpu`` (the process's CPU time and how many requests each
+path has answered) and ``/trace/start`` and ``/trace/stop`` (the CPU time of
+each request while the load comes on one connection, see :class:`Meter`).
+Both variants thus share one process, one core and the machine's state of
+the moment; ``_webgaterun.py`` drives them. Request logging is off: it would
+cost more than what is measured.
+
+``micro`` measures the middleware's own time per request with no server and
+no sockets: the bare app called directly and through the gate in a loop,
+median of several batches.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -72,26 +84,144 @@ def build(name: str) -> Any:
     return fastapi_app
 
 
-def serve(name: str, port: int, *, gate: bool) -> None:
-    app = build(name)
-    served: Any = app
-    if name in ASGI_APPS:
-        if gate:
-            from hotmod.asgi import GateMiddleware as AsgiGate
+PATHS = ("/bare", "/same", "/gate")  # the order of the counts ``/cpu`` answers
 
-            served = AsgiGate(lambda: app, app_getter=True)
+
+def build_routed(name: str) -> Any:
+    """The app, routed on every path of :data:`PATHS` (a framework routes by path)."""
+    if name == "flask":
+        from flask import Flask
+
+        flask_app = Flask(__name__)
+        for path in PATHS:
+            flask_app.add_url_rule(path, path, lambda: "ok")
+        return flask_app
+    if name == "fastapi":
+        from fastapi import FastAPI
+        from fastapi.responses import PlainTextResponse
+
+        fastapi_app = FastAPI()
+        for path in PATHS:
+            fastapi_app.add_api_route(path, lambda: "ok", response_class=PlainTextResponse)
+        return fastapi_app
+    return build(name)
+
+
+class Meter:
+    """What ``/cpu`` and ``/trace`` answer: requests per path, and CPU time per request.
+
+    While tracing (``/trace/start`` … ``/trace/stop``), each request's CPU time
+    is recorded for its path. Werkzeug closes the connection after every
+    answer, so each request is a connection of its own, handled by a thread of
+    its own: its CPU time is that thread's while it handles the connection
+    (:meth:`handled`; reading, the app, writing, closing). uvicorn serves every
+    request from one thread; with the load on one connection requests come
+    one at a time, and the process's CPU time from one request's arrival at
+    the dispatcher to the next one's is all the work done for the first
+    (answering it, then reading and parsing the next, which costs the same for
+    every path: they have the same length) (:meth:`arrived`).
+    """
+
+    def __init__(self) -> None:
+        self.counters = [itertools.count() for _ in PATHS]
+        self.spans: dict[str, list[int]] = {path: [] for path in PATHS}
+        self.tracing = False
+        self._last = 0
+        self._last_path = ""
+
+    def arrived(self, path: str, counter: itertools.count[int], *, spans: bool) -> None:
+        next(counter)  # one atomic step: Werkzeug serves from many threads
+        if spans and self.tracing:
+            now = time.process_time_ns()
+            if self._last_path:
+                self.spans[self._last_path].append(now - self._last)
+            self._last, self._last_path = now, path
+
+    def handled(self, path: str, cpu_ns: int) -> None:
+        spans = self.spans.get(path)
+        if spans is not None and self.tracing:
+            spans.append(cpu_ns)  # one atomic step
+
+    def answer(self, path: str) -> bytes:
+        if path == "/trace/start":
+            for spans in self.spans.values():
+                spans.clear()
+            self._last_path, self.tracing = "", True
+            return b"{}"
+        if path == "/trace/stop":
+            self.tracing = False
+            return json.dumps(self.spans).encode()
+        # The reading itself counts one more on every path; the runner takes it off.
+        counts = " ".join(str(next(c)) for c in self.counters)
+        return f"{time.process_time_ns()} {counts}".encode()
+
+
+def dispatcher(name: str, meter: Meter) -> Any:
+    """``/bare``, ``/same`` and ``/gate`` on one app object; ``/cpu`` and ``/trace/…``."""
+    app = build_routed(name)
+    arrived, answer = meter.arrived, meter.answer
+    if name in ASGI_APPS:
+        from hotmod.asgi import GateMiddleware as AsgiGate
+
+        asgi_gated = AsgiGate(lambda: app, app_getter=True)
+        asgi_routes = dict(zip(PATHS, zip((app, app, asgi_gated), meter.counters, strict=True),
+                               strict=True))
+
+        async def asgi_dispatch(scope: Any, receive: Any, send: Any) -> None:
+            path = scope.get("path", "")
+            found = asgi_routes.get(path)
+            if found is not None:
+                arrived(path, found[1], spans=True)
+                await found[0](scope, receive, send)
+            elif scope["type"] == "http":
+                body = answer(path)
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [(b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+            else:  # lifespan
+                await app(scope, receive, send)
+
+        return asgi_dispatch
+    from hotmod.wsgi import GateMiddleware as WsgiGate
+
+    wsgi_gated = WsgiGate(lambda: app, app_getter=True)
+    wsgi_routes = dict(zip(PATHS, zip((app, app, wsgi_gated), meter.counters, strict=True),
+                           strict=True))
+
+    def wsgi_dispatch(environ: Any, start_response: Any) -> Iterable[bytes]:
+        path = environ["PATH_INFO"]
+        found = wsgi_routes.get(path)
+        if found is not None:
+            arrived(path, found[1], spans=False)
+            result: Iterable[bytes] = found[0](environ, start_response)
+            return result
+        body = answer(path)
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+
+    return wsgi_dispatch
+
+
+def serve(name: str, port: int) -> None:
+    meter = Meter()
+    served = dispatcher(name, meter)
+    if name in ASGI_APPS:
         import uvicorn
 
         uvicorn.run(served, host="127.0.0.1", port=port, log_level="warning", access_log=False)
         return
-    if gate:
-        from hotmod.wsgi import GateMiddleware as WsgiGate
+    from werkzeug.serving import WSGIRequestHandler, make_server
 
-        served = WsgiGate(lambda: app, app_getter=True)
-    from werkzeug.serving import make_server
+    class Handler(WSGIRequestHandler):
+        def handle(self) -> None:
+            started = time.thread_time_ns()
+            super().handle()
+            meter.handled(getattr(self, "path", ""), time.thread_time_ns() - started)
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    make_server("127.0.0.1", port, served, threaded=True).serve_forever()
+    make_server(
+        "127.0.0.1", port, served, threaded=True, request_handler=Handler
+    ).serve_forever()
 
 
 def _wsgi_once(app: Any) -> None:
@@ -107,7 +237,6 @@ def micro(kind: str, *, calls: int = 20_000, batches: int = 7) -> dict[str, floa
     """Microseconds per request of the bare app and of the gated one (medians of batches)."""
     import asyncio
     import statistics
-    import time
 
     if kind == "wsgi":
         from hotmod.wsgi import GateMiddleware as WsgiGate
@@ -151,16 +280,13 @@ def micro(kind: str, *, calls: int = 20_000, batches: int = 7) -> dict[str, floa
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
     if args_in[:1] == ["micro"]:
-        import json
-
         print(json.dumps(micro(args_in[1])), flush=True)
         return 0
     parser = argparse.ArgumentParser(prog="benchmarks/_webgate.py")
     parser.add_argument("app", choices=APPS)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--gate", action="store_true", help="wrap the app in GateMiddleware")
     args = parser.parse_args(args_in)
-    serve(args.app, args.port, gate=args.gate)
+    serve(args.app, args.port)
     return 0
 
 

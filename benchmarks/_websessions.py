@@ -12,8 +12,6 @@ stdout to a log, and is killed with everything it started. Then:
   steady``: 200 requests a second, each on a fresh connection) on
   ``/version``, and one save of both token modules a second into it; every
   answer is old, new, **mixed** (one token of each version) or **failed**.
-- :func:`gate_run`: ``_webgate.py`` with and without the gate under ``wrk``
-  (or ``_webload.py flood`` where there is no ``wrk``), in pairs of runs.
 
 Every wait has a deadline and fails with :class:`BenchError`.
 """
@@ -50,7 +48,6 @@ from _webapp import (
 
 HERE = Path(__file__).resolve().parent
 LOADGEN = HERE / "_webload.py"
-GATE_SERVER = HERE / "_webgate.py"
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
 EDIT_TIMEOUT_S = 30.0
@@ -336,89 +333,3 @@ def pinning() -> tuple[list[str], list[str]]:
     if taskset is None or (os.cpu_count() or 1) < 2:
         return [], []
     return [taskset, "-c", "0"], [taskset, "-c", "1"]
-
-
-def _requests_per_s(port: int, seconds: float, connections: int, wrk: str | None) -> float:
-    url = f"http://{HOST}:{port}/"
-    if wrk is not None:
-        done = subprocess.run(
-            [*pinning()[1], wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", url],
-            capture_output=True, text=True, timeout=seconds + 60, check=False,
-        )
-        match = re.search(r"Requests/sec:\s*([\d.]+)", done.stdout)
-        if done.returncode != 0 or match is None:
-            raise BenchError(f"wrk failed: {done.stdout}{done.stderr}")
-        if "Non-2xx" in done.stdout or "Socket errors" in done.stdout:
-            raise BenchError(f"wrk saw errors: {done.stdout}")
-        return float(match.group(1))
-    done = subprocess.run(
-        [sys.executable, str(LOADGEN), "flood", url, "--connections", str(connections),
-         "--duration", str(seconds)],
-        capture_output=True, text=True, timeout=seconds + 60, check=False,
-    )
-    if done.returncode != 0:
-        raise BenchError(f"load generator failed: {done.stderr}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    return float(result["answers"]) / float(result["seconds"])
-
-
-def _gate_server(app: str, variant: str, workdir: Path) -> tuple[Server, int]:
-    port = free_port()
-    argv = [*pinning()[0], sys.executable, str(GATE_SERVER), app, "--port", str(port)]
-    if variant == "gate":
-        argv.append("--gate")
-    server = Server(argv, cwd=HERE, log=workdir / f"gate-{app}-{variant}.log")
-    deadline = time.monotonic() + START_TIMEOUT_S
-    poller = Poller(port)
-    try:
-        while poller.get("/") != "ok":
-            server.check()
-            if time.monotonic() > deadline:
-                raise BenchError(f"gate server {app} did not start; see {server.log}")
-            time.sleep(0.01)
-    except BaseException:
-        server.stop()
-        raise
-    finally:
-        poller.close()
-    return server, port
-
-
-def gate_run(
-    app: str, workdir: Path, *, runs: int, seconds: float, warmup_s: float, connections: int,
-    wrk: str | None,
-) -> dict[str, list[float]]:
-    """Requests/s of ``app`` without and with the gate: ``runs`` pairs of back-to-back runs.
-
-    Both servers run side by side (one idles while the other is measured) and
-    the two runs of a pair follow each other within seconds, alternating which
-    goes first: a change in the machine's load hits both variants of a pair.
-    """
-    rates: dict[str, list[float]] = {"plain": [], "gate": []}
-    servers: dict[str, tuple[Server, int]] = {}
-    try:
-        for variant in rates:
-            servers[variant] = _gate_server(app, variant, workdir)
-        for _, port in servers.values():
-            _requests_per_s(port, warmup_s, connections, wrk)  # warm caches, not counted
-        for run in range(runs):
-            order = ("plain", "gate") if run % 2 == 0 else ("gate", "plain")
-            for variant in order:
-                server, port = servers[variant]
-                server.check()
-                rates[variant].append(_requests_per_s(port, seconds, connections, wrk))
-    finally:
-        for server, _ in servers.values():
-            server.stop()
-    return rates
-
-
-def gate_micro(kind: str) -> dict[str, float]:
-    """The gate middleware's own time per request, in-process (``_webgate.py micro``)."""
-    done = subprocess.run(
-        [sys.executable, str(GATE_SERVER), "micro", kind],
-        capture_output=True, text=True, timeout=300, check=False,
-    )
-    if done.returncode != 0:
-        raise BenchError(f"_webgate.py micro {kind} failed: {done.stderr[-500:]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))

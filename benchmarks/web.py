@@ -4,6 +4,7 @@ Run it with the others (``make bench``) or alone::
 
     .venv/bin/python benchmarks/run.py --only web
     .venv/bin/python benchmarks/run.py --only web --quick      # fewer edits and runs
+    .venv/bin/python benchmarks/web.py --gate-only             # the gate's cost alone
 
 On a generated project of 50 modules with 1 s of start-up (``_webapp.py``), one
 Flask app and one FastAPI app, it measures for ``hotmod serve`` (both apps),
@@ -39,17 +40,8 @@ from typing import Any
 
 from _procs import EventLog
 from _webapp import generate
-from _websessions import (
-    Tool,
-    gate_micro,
-    gate_run,
-    latency_run,
-    load_run,
-    pinning,
-    start,
-    tools,
-    wrk_path,
-)
+from _webgaterun import gate_compare, gate_micro
+from _websessions import Tool, latency_run, load_run, pinning, start, tools, wrk_path
 
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / ".venv-peers"
@@ -69,7 +61,8 @@ class WebConfig:
     rate: float  # requests a second during a load round
     before_s: float  # load before the save
     after_s: float  # load after the save
-    gate_runs: int  # pairs of runs (one without, one with the gate) per app
+    gate_blocks: int  # runs on one connection, paths mixed at random, per app
+    gate_rounds: int  # rounds of one run per path (bare, bare again, gated) per app
     gate_seconds: float
     gate_warmup_s: float
     connections: int  # wrk's keep-alive connections
@@ -85,8 +78,9 @@ class WebConfig:
             rate=200.0,
             before_s=1.0,
             after_s=4.0,
-            gate_runs=3 if quick else 10,
-            gate_seconds=2.0,
+            gate_blocks=6 if quick else 20,
+            gate_rounds=3 if quick else 6,
+            gate_seconds=1.0,
             gate_warmup_s=1.0,
             connections=8,
         )
@@ -192,9 +186,7 @@ def run(
     config: WebConfig, *, tmp: Path, workdir: Path, save_mode: str, step: Step
 ) -> dict[str, Any]:
     """Every web measurement; a failed one is recorded by ``step`` and the rest go on."""
-    results: dict[str, Any] = {
-        "config": asdict(config), "sessions": [], "gate": [], "gate_micro": {}
-    }
+    results: dict[str, Any] = {"config": asdict(config), "sessions": []}
     peers, peers_note = peers_python()
     results["peers"] = peers_note
     serve = hotmod_serve_available()
@@ -207,33 +199,126 @@ def run(
         found = step(f"web {tool.name}", partial(session, tool, config, tmp, workdir, save_mode))
         if found:
             results["sessions"].append(found)
-    wrk = wrk_path()
-    results["load_generator"] = _wrk_version(wrk) if wrk else "benchmarks/_webload.py flood"
-    if pinning()[0]:
-        results["load_generator"] += " on core 1, the servers pinned to core 0 (taskset)"
-    for app in GATE_APPS:
-        rates = step(
-            f"web gate {app}",
-            partial(
-                gate_run, app, workdir, runs=config.gate_runs, seconds=config.gate_seconds,
-                warmup_s=config.gate_warmup_s, connections=config.connections, wrk=wrk,
-            ),
-        )
-        if rates:
-            results["gate"].append({"app": app, **rates})
-    for kind in ("wsgi", "asgi"):
-        cost = step(f"web gate in-process {kind}", partial(gate_micro, kind))
-        if cost:
-            results["gate_micro"][kind] = cost
+    results.update(gate_part(config, workdir, step))
     return results
 
 
+def gate_part(config: WebConfig, workdir: Path, step: Step) -> dict[str, Any]:
+    """The gate's cost: under wrk (CPU per request and throughput), and in-process."""
+    part: dict[str, Any] = {"gate": [], "gate_micro": {}}
+    wrk = wrk_path()
+    part["load_generator"] = _wrk_version(wrk) if wrk else "benchmarks/_webload.py flood"
+    if pinning()[0]:
+        part["load_generator"] += " on core 1, the server pinned to core 0 (taskset)"
+    for app in GATE_APPS:
+        found = step(
+            f"web gate {app}",
+            partial(
+                gate_compare, app, workdir, blocks=config.gate_blocks, rounds=config.gate_rounds,
+                seconds=config.gate_seconds, warmup_s=config.gate_warmup_s,
+                connections=config.connections, wrk=wrk,
+            ),
+        )
+        if found:
+            part["gate"].append(found)
+    for kind in ("wsgi", "asgi"):
+        cost = step(f"web gate in-process {kind}", partial(gate_micro, kind))
+        if cost:
+            part["gate_micro"][kind] = cost
+    return part
+
+
+def gate_only(argv: list[str]) -> int:
+    """``web.py --gate-only [--quick] [--no-docs] [--render FILE]``: the gate's part alone.
+
+    Saved as ``results/gate-STAMP.json``; unless ``--quick`` or ``--no-docs``,
+    its tables replace the gate tables of the web section of the docs (the rest
+    of that section stays as the last full web run left it). ``--render FILE``
+    shows (and puts in the docs) a saved run instead of measuring.
+    """
+    import datetime
+    import json
+    import platform
+    import time
+
+    import run as runner
+    from _procs import BenchError
+
+    if "--render" in argv:  # a saved gate run, again: --render FILE
+        results = json.loads(Path(argv[argv.index("--render") + 1]).read_text(encoding="utf-8"))
+        return _write_gate(results, docs=runner.DOCS if "--no-docs" not in argv else None,
+                           end=runner.WEB_END)
+    config = WebConfig.make(quick="--quick" in argv)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    workdir = runner.RESULTS / f"logs-gate-{stamp}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    errors: list[dict[str, str]] = []
+
+    def step(name: str, action: Callable[[], Any]) -> Any:
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        try:
+            return action()
+        except BenchError as exc:
+            print(f"[bench] {name} FAILED: {exc}", file=sys.stderr, flush=True)
+            errors.append({"step": name, "error": str(exc)})
+            return None
+
+    meta: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+        "hotmod": f"{runner._version('hotmod')} ({runner._git_revision()})",
+        "command": " ".join(["benchmarks/web.py", *argv]),
+        "load_start": runner._load(),
+    }
+    started, cpu_before = time.monotonic(), _cpu_ticks()
+    web = {"config": asdict(config), **gate_part(config, workdir, step)}
+    meta.update(elapsed_s=time.monotonic() - started, load_end=runner._load())
+    cpu_after = _cpu_ticks()
+    if cpu_before and cpu_after:
+        spent = [after - before for before, after in zip(cpu_before, cpu_after, strict=True)]
+        meta["steal_pct"] = 100 * spent[7] / (sum(spent[:8]) or 1)
+    results = {"web": web, "meta": meta, "errors": errors}
+    runner.RESULTS.mkdir(parents=True, exist_ok=True)
+    saved = runner.RESULTS / f"gate-{stamp}.json"
+    saved.write_text(json.dumps(results, indent=1, sort_keys=True), encoding="utf-8")
+    print(f"[bench] results saved to {saved}", file=sys.stderr)
+    docs = runner.DOCS if "--quick" not in argv and "--no-docs" not in argv else None
+    return _write_gate(results, docs=docs, end=runner.WEB_END)
+
+
+def _cpu_ticks() -> list[int]:
+    """The machine's CPU time by kind (``/proc/stat``); the 8th is *steal*: time the
+    hypervisor gave this machine's virtual cores to someone else."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            return [int(field) for field in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return []
+
+
+def _write_gate(results: dict[str, Any], *, docs: Path | None, end: str) -> int:
+    """Print the gate tables; with ``docs``, put them in place of that page's."""
+    from _webreport import render_gate, replace_gate
+
+    markdown = render_gate(results)
+    print(markdown)
+    if docs is not None:
+        text = replace_gate(docs.read_text(encoding="utf-8"), markdown, end=end)
+        docs.write_text(text, encoding="utf-8")
+        print(f"[bench] updated the gate tables of {docs}", file=sys.stderr)
+    return 1 if results["errors"] else 0
+
+
 def main() -> int:
-    """``python benchmarks/web.py ARGS`` is ``run.py --only web ARGS``."""
+    """``python benchmarks/web.py ARGS`` is ``run.py --only web ARGS``; with
+    ``--gate-only``, the gate's part alone (:func:`gate_only`)."""
     os.chdir(HERE.parent)
+    argv = sys.argv[1:]
+    if "--gate-only" in argv:
+        return gate_only(argv)
     import run as runner
 
-    return runner.main(["--only", "web", *sys.argv[1:]])
+    return runner.main(["--only", "web", *argv])
 
 
 if __name__ == "__main__":

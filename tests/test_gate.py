@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import http.client
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import pytest
 
 import hotmod
 from hotmod import Gate
-from hotmod._gate import default_gate
+from hotmod._gate import _LockedGate, default_gate
 from webapp import ServedApp, write_project
 
 DEADLINE = 10.0
@@ -171,6 +173,157 @@ def test_hotmod_gate_is_the_reloaders_gate(tmp_path: Path) -> None:
     with reloader, hotmod.gate():
         assert reloader.gate.in_flight == 1
     assert reloader.gate.in_flight == 0
+
+
+# -- the read side's lock-free fast path, raced ---------------------------------------------
+# Readers enter and leave without the lock (append, then check ``closed``); a commit
+# closes, then counts. These races run many threads against many commits with the
+# interpreter switching threads every microsecond, and check the one thing that
+# matters: no unit of work is ever inside while a commit holds the gate.
+@pytest.fixture
+def fast_switching() -> Iterator[None]:
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
+
+
+class Race:
+    """``readers`` threads entering and leaving while one thread makes ``commits`` commits."""
+
+    def __init__(self, gate: Gate, *, readers: int = 8, commits: int = 1000) -> None:
+        self.gate, self.commits = gate, commits
+        self.committing = False  # True only while a commit holds the gate, drained
+        self.overlaps = 0  # units of work that ran while it was True
+        self.entries = 0
+        self.stop = threading.Event()
+        self._threads = [threading.Thread(target=self._reader, args=(n,)) for n in range(readers)]
+
+    def _reader(self, number: int) -> None:
+        gate, deadline = self.gate, time.monotonic() + DEADLINE
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            # Half of them enter the way the ASGI middleware does.
+            if not (number % 2 and gate.try_enter()):
+                gate.enter()
+            try:
+                if self.committing:
+                    self.overlaps += 1
+                self.entries += 1
+            finally:
+                gate.exit()
+
+    def run(self) -> list[int]:
+        """Start the readers, commit ``commits`` times; what each commit found in flight."""
+        for t in self._threads:
+            t.start()
+        still: list[int] = []
+        try:
+            wait_for(lambda: self.entries > 100)
+            for _ in range(self.commits):
+                with self.gate.writing() as left:
+                    still.append(left)
+                    self.committing = True
+                    wait_for(lambda: self.gate.waiting > 0)  # a reader came and was held
+                    self.committing = False
+        finally:
+            self.stop.set()
+            for t in self._threads:
+                t.join(DEADLINE)
+        assert not any(t.is_alive() for t in self._threads)
+        return still
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", [Gate, _LockedGate], ids=["lock-free", "locked"])
+def test_no_reader_is_inside_while_a_commit_holds_the_gate(
+    fast_switching: None, kind: type[Gate]
+) -> None:
+    gate = kind(drain_timeout=DEADLINE)
+    race = Race(gate)
+    still = race.run()
+    assert still == [0] * race.commits  # every commit drained everyone
+    assert race.overlaps == 0
+    assert (gate.in_flight, gate.waiting, gate.closed) == (0, 0, False)
+    assert gate.swaps == race.commits
+
+
+def test_a_gate_is_lock_free_only_with_a_gil() -> None:
+    gil = getattr(sys, "_is_gil_enabled", lambda: True)()
+    assert (type(Gate()) is Gate) == gil
+    assert type(_LockedGate()) is _LockedGate
+
+
+@pytest.mark.timeout(60)
+def test_async_readers_racing_commits_never_overlap_them(fast_switching: None) -> None:
+    """Tasks on an event loop enter with ``async with`` while another thread commits."""
+    gate = Gate(drain_timeout=DEADLINE)
+    state = {"committing": False, "overlaps": 0, "entries": 0}
+    stop = threading.Event()
+
+    async def task() -> None:
+        while not stop.is_set():
+            async with gate.reading():
+                if state["committing"]:
+                    state["overlaps"] += 1
+                state["entries"] += 1
+                await asyncio.sleep(0)  # other tasks run while this one is inside
+
+    async def tasks() -> None:
+        await asyncio.wait_for(asyncio.gather(*(task() for _ in range(20))), DEADLINE * 2)
+
+    loop = threading.Thread(target=asyncio.run, args=(tasks(),))
+    loop.start()
+    try:
+        wait_for(lambda: state["entries"] > 100)
+        for _ in range(200):
+            with gate.writing() as still:
+                assert still == 0
+                state["committing"] = True
+                wait_for(lambda: gate.waiting > 0)  # a task came and was held
+                state["committing"] = False
+    finally:
+        stop.set()
+        loop.join(DEADLINE * 3)
+    assert not loop.is_alive()
+    assert state["overlaps"] == 0
+    assert (gate.in_flight, gate.waiting) == (0, 0)
+
+
+@pytest.mark.timeout(60)
+def test_nested_work_under_racing_commits_never_deadlocks(fast_switching: None) -> None:
+    """Readers that enter again from inside (a request calling a job) while commits come
+    and go: every nested entry goes through, and no commit waits out its drain timeout."""
+    gate = Gate(drain_timeout=DEADLINE)
+    stop = threading.Event()
+    nested = [0]
+
+    def reader() -> None:
+        deadline = time.monotonic() + DEADLINE
+        while not stop.is_set() and time.monotonic() < deadline:
+            with gate.reading():
+                for _ in range(50):
+                    pass
+                with gate.reading():  # may find a commit waiting for this very reader
+                    nested[0] += 1
+
+    threads = [threading.Thread(target=reader) for _ in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: nested[0] > 100)
+        for _ in range(200):
+            started = time.monotonic()
+            with gate.writing() as still:
+                assert still == 0
+            assert time.monotonic() - started < DEADLINE / 2  # drained, not timed out
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(DEADLINE)
+    assert not any(t.is_alive() for t in threads)
+    assert (gate.in_flight, gate.waiting) == (0, 0)
 
 
 # -- under load -----------------------------------------------------------------------------

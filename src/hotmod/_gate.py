@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,17 +41,44 @@ __all__ = ["DEFAULT_DRAIN_TIMEOUT", "Gate", "GateParticipant", "default_gate"]
 DEFAULT_DRAIN_TIMEOUT = 10.0
 
 # Read-side depth of the running task (asyncio) or thread (contextvars are per thread too).
+# A context variable, not a per-thread or per-task mark, because work a request hands to
+# a child task or to a worker thread (``anyio.to_thread``, FastAPI's sync routes) runs in
+# a copy of the request's context: it is nested work too and must not wait for a commit.
+# Setting and resetting it costs about 0.2 us.
 _depth: contextvars.ContextVar[int] = contextvars.ContextVar("hotmod_gate_depth", default=0)
+
+# The read side's fast path takes no lock; it relies on the GIL (see ``Gate``). A
+# free-threaded build (3.13t, no GIL) takes the lock on every entry and exit instead.
+_LOCK_FREE: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 
 class Gate:
-    """Readers-writer gate; see the module docstring."""
+    """Readers-writer gate; see the module docstring.
+
+    The read side's fast path takes no lock. ``_inside`` holds one item per
+    unit of work inside the gate; a unit *first* appends its item and *then*
+    reads ``_closed``; a commit sets ``_closed`` (under the lock) and *then*
+    reads ``len(_inside)``. ``list.append``, ``list.pop`` and ``len`` of a
+    list are each one call into C, atomic under the GIL (Python FAQ, "What
+    kinds of global value mutation are thread-safe?"), and the GIL orders
+    these steps as one sequence. So a unit that saw the gate open is already
+    counted by the time the commit reads the count, and waits for it; a unit
+    that saw it closed takes its item back (and wakes the commit, which may be
+    waiting for that count) and waits for the gate to open. Leaving pops the
+    item and, only while a commit waits, wakes it under the lock: the commit
+    reads the count and starts waiting under that lock, so the wake-up cannot
+    fall between the two.
+    """
+
+    def __new__(cls, drain_timeout: float = DEFAULT_DRAIN_TIMEOUT) -> Gate:
+        # Without a GIL the fast path's ordering argument does not hold: lock instead.
+        return super().__new__(cls if _LOCK_FREE or cls is not Gate else _LockedGate)
 
     def __init__(self, drain_timeout: float = DEFAULT_DRAIN_TIMEOUT) -> None:
         self.drain_timeout = drain_timeout
-        self._lock = threading.Lock()  # the fast path takes only this
+        self._lock = threading.Lock()  # the write side, and the read side's slow path
         self._cond = threading.Condition(self._lock)
-        self._readers = 0
+        self._inside: list[None] = []  # one item per unit of work inside the gate
         self._waiting = 0  # units of work held back by a commit now
         self._closed = False
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
@@ -59,7 +87,7 @@ class Gate:
     @property
     def in_flight(self) -> int:
         """Units of work inside the gate now."""
-        return self._readers
+        return len(self._inside)
 
     @property
     def waiting(self) -> int:
@@ -72,39 +100,40 @@ class Gate:
         return self._closed
 
     # -- the read side --------------------------------------------------------------------
-    # ``enter``/``exit`` count units of work; ``mark_inside()`` marks the running
-    # thread or task as inside one, so that nested work never waits for a
-    # commit that waits for it. ``reading()`` does both.
+    # ``enter``/``exit`` count units of work; the ``_depth`` mark (set by ``reading()``
+    # and by the middleware) says the running thread or task is inside one, so that
+    # nested work never waits for a commit that waits for it.
     def enter(self) -> None:
         """Take the read side, waiting (this thread) while a commit holds the gate."""
-        with self._lock:
-            if not self._closed or _depth.get():
-                self._readers += 1
-                return
-        with self._cond:
-            self._waiting += 1
-            while self._closed:
-                self._cond.wait()
-            self._waiting -= 1
-            self._readers += 1
+        self._inside.append(None)
+        if self._closed and not _depth.get():
+            self._back_out()
+            with self._cond:
+                self._waiting += 1
+                while self._closed:
+                    self._cond.wait()
+                self._waiting -= 1
+                self._inside.append(None)  # under the lock: no commit can close meanwhile
 
     def try_enter(self) -> bool:
         """Take the read side if no commit holds the gate (or we are inside already)."""
-        with self._lock:
-            if not self._closed or _depth.get():
-                self._readers += 1
-                return True
-        return False
+        self._inside.append(None)
+        if self._closed and not _depth.get():
+            self._back_out()
+            return False
+        return True
 
     async def enter_async(self) -> None:
         """Take the read side, awaiting (not blocking the loop) while a commit holds it."""
+        if self.try_enter():
+            return
+        import asyncio  # here, not at start-up: only async servers need it
+
         while True:
             with self._lock:
-                if not self._closed or _depth.get():
-                    self._readers += 1
+                if not self._closed:
+                    self._inside.append(None)  # under the lock: no commit can close meanwhile
                     return
-                import asyncio  # here, not at start-up: only async servers need it
-
                 loop = asyncio.get_running_loop()
                 future: asyncio.Future[None] = loop.create_future()
                 self._waiters.append((loop, future))
@@ -117,10 +146,16 @@ class Gate:
 
     def exit(self) -> None:
         """Give the read side back (from any thread)."""
-        with self._lock:
-            self._readers -= 1
-            if self._closed and self._readers <= 0:
+        self._inside.pop()
+        if self._closed:
+            with self._cond:  # a commit may wait for this one
                 self._cond.notify_all()
+
+    def _back_out(self) -> None:
+        """Take back an item appended while a commit holds the gate, and tell the commit."""
+        with self._cond:
+            self._inside.pop()
+            self._cond.notify_all()
 
     def reading(self) -> _Reading:
         """``with gate.reading():`` or ``async with gate.reading():`` around one unit of work."""
@@ -138,14 +173,15 @@ class Gate:
         wait = self.drain_timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
         own = _depth.get()
+        inside = self._inside
         with self._cond:
-            self._closed = True
-            while self._readers > own:
+            self._closed = True  # first close, then count: see the class docstring
+            while len(inside) > own:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(left)
-            still = self._readers - own
+            still = len(inside) - own
         try:
             yield still
         finally:
@@ -159,21 +195,37 @@ class Gate:
                     loop.call_soon_threadsafe(_wake, future)
 
 
+class _LockedGate(Gate):
+    """The gate for builds without a GIL: every entry and exit takes the lock."""
+
+    def enter(self) -> None:
+        with self._cond:
+            if self._closed and not _depth.get():
+                self._waiting += 1
+                while self._closed:
+                    self._cond.wait()
+                self._waiting -= 1
+            self._inside.append(None)
+
+    def try_enter(self) -> bool:
+        with self._lock:
+            if self._closed and not _depth.get():
+                return False
+            self._inside.append(None)
+            return True
+
+    def exit(self) -> None:
+        with self._cond:
+            self._inside.pop()
+            if self._closed:
+                self._cond.notify_all()
+
+
 def app_reader(app: Any, app_getter: bool) -> Callable[[], Any]:
     """For the middleware: what returns the app to call for a request (``app``
     itself is that callable when ``app_getter``; an app swapped at commit then
     serves the next request)."""
     return app if app_getter else lambda: app
-
-
-def mark_inside() -> contextvars.Token[int]:
-    """Mark the running thread or task as inside a unit of work (for reentrancy);
-    give the token back to :func:`mark_outside` in the same thread or task."""
-    return _depth.set(_depth.get() + 1)
-
-
-def mark_outside(token: contextvars.Token[int]) -> None:
-    _depth.reset(token)
 
 
 def _wake(future: asyncio.Future[None]) -> None:

@@ -18,9 +18,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ._gate import Gate, app_reader, default_gate, mark_inside, mark_outside
+from ._gate import Gate, _depth, app_reader, default_gate
 
 __all__ = ["GateMiddleware"]
+
+_get_depth, _set_depth, _reset_depth = _depth.get, _depth.set, _depth.reset
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -41,10 +43,17 @@ class GateMiddleware:
         self, app: ASGIApp | Callable[[], ASGIApp], *, gate: Gate | None = None,
         app_getter: bool = False,
     ) -> None:
-        self.gate = gate if gate is not None else default_gate()
+        self._gate = gate if gate is not None else default_gate()
         self._app = app
         self._getter = app_getter
         self._current: Callable[[], ASGIApp] = app_reader(app, app_getter)
+        # Bound once: every request uses them.
+        self._try_enter = self._gate.try_enter
+        self._exit = self._gate.exit
+
+    @property
+    def gate(self) -> Gate:
+        return self._gate
 
     @property
     def app(self) -> ASGIApp:
@@ -52,7 +61,7 @@ class GateMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind not in ("http", "websocket"):
+        if kind != "http" and kind != "websocket":
             # A slot whose adapter runs lifespans for every app it serves takes them.
             host = getattr(self._app, "lifespan", None) if self._getter else None
             if kind == "lifespan" and host is not None:
@@ -60,43 +69,33 @@ class GateMiddleware:
             else:
                 await self.app(scope, receive, send)
             return
-        gate = self.gate
-        if not gate.try_enter():
-            await gate.enter_async()
-        request = _Request(gate, send)
-        token = mark_inside()
+        if not self._try_enter():
+            await self._gate.enter_async()
+        exit = self._exit
+        held = True
+
+        # Closures, not an object per request: fewer calls on every request's path.
+        def gated_send(message: Message) -> Awaitable[None]:
+            # A plain function handing back the server's awaitable: no coroutine of
+            # its own per message (this runs twice for every response).
+            nonlocal held
+            if held:
+                sent = message["type"]
+                if (sent == "http.response.start" and _is_stream(message)) or (
+                    sent == "websocket.accept" or sent == "websocket.close"
+                ):
+                    held = False  # no await in between: one step for the event loop
+                    exit()
+            return send(message)
+
+        token = _set_depth(_get_depth() + 1)  # reentrancy: see ``_gate``
         try:
-            await self._current()(scope, receive, request.send)
+            await self._current()(scope, receive, gated_send)
         finally:
-            mark_outside(token)
-            request.release()
-
-
-class _Request:
-    """One request's ``send``: gives the read side back once, early for long-lived ones."""
-
-    __slots__ = ("_gate", "_held", "_send")
-
-    def __init__(self, gate: Gate, send: Send) -> None:
-        self._gate = gate
-        self._send = send
-        self._held = True
-
-    def release(self) -> None:
-        if self._held:
-            self._held = False
-            self._gate.exit()
-
-    def send(self, message: Message) -> Awaitable[None]:
-        # A plain function handing back the server's awaitable: no coroutine of
-        # its own per message (this runs twice for every response).
-        sent = message["type"]
-        if sent == "http.response.start":
-            if _is_stream(message):
-                self.release()
-        elif sent in ("websocket.accept", "websocket.close"):
-            self.release()
-        return self._send(message)
+            _reset_depth(token)
+            if held:
+                held = False
+                exit()
 
 
 def _is_stream(message: Message) -> bool:

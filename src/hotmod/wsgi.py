@@ -7,7 +7,8 @@ request runs entirely on one version. For servers that embed a
 
 The read side is held while the app is called *and* while the body is
 iterated (generated bodies run code too), until the server closes the
-body. An event stream (``Content-Type: text/event-stream``) is released once
+body; a body that is a list runs no code as it is sent and is let go at once.
+An event stream (``Content-Type: text/event-stream``) is released once
 the app has returned: a stream that never ends would otherwise hold every
 commit for the whole drain timeout. Each event it sends afterwards comes from
 whichever version is live then.
@@ -19,12 +20,14 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._gate import Gate, app_reader, default_gate, mark_inside, mark_outside
+from ._gate import Gate, _depth, app_reader, default_gate
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 __all__ = ["GateMiddleware"]
+
+_get_depth, _set_depth, _reset_depth = _depth.get, _depth.set, _depth.reset
 
 
 class GateMiddleware:
@@ -39,8 +42,15 @@ class GateMiddleware:
         self, app: WSGIApplication | Callable[[], WSGIApplication], *,
         gate: Gate | None = None, app_getter: bool = False,
     ) -> None:
-        self.gate = gate if gate is not None else default_gate()
+        self._gate = gate if gate is not None else default_gate()
         self._current: Callable[[], WSGIApplication] = app_reader(app, app_getter)
+        # Bound once: every request uses them.
+        self._enter = self._gate.enter
+        self._exit = self._gate.exit
+
+    @property
+    def gate(self) -> Gate:
+        return self._gate
 
     @property
     def app(self) -> WSGIApplication:
@@ -49,48 +59,40 @@ class GateMiddleware:
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
-        gate = self.gate
-        gate.enter()
-        request = _Request(start_response)
-        token = mark_inside()
+        self._enter()
+        streaming = False
+
+        # A closure, not an object per request: fewer calls on every request's path.
+        def start(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
+            nonlocal streaming
+            for key, value in headers:
+                if len(key) == 12 and key.lower() == "content-type":
+                    streaming = value.startswith("text/event-stream")
+            return start_response(status, headers, *exc)
+
+        token = _set_depth(_get_depth() + 1)  # reentrancy: see ``_gate``
         try:
-            body = self._current()(environ, request.start)
+            body = self._current()(environ, start)
         except BaseException:
-            gate.exit()
+            self._exit()
             raise
         finally:
-            mark_outside(token)
-        if request.streaming:
-            gate.exit()
+            _reset_depth(token)
+        if streaming or body.__class__ is list:
+            # An event stream is let go now; so is a list, which runs no code as it is sent.
+            self._exit()
             return body
-        return _HeldBody(body, gate)
-
-
-class _Request:
-    """One request's ``start_response``: notes whether the response is an event stream."""
-
-    __slots__ = ("_start_response", "streaming")
-
-    def __init__(self, start_response: StartResponse) -> None:
-        self._start_response = start_response
-        self.streaming = False
-
-    def start(self, status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
-        for key, value in headers:
-            if key.lower() == "content-type":
-                self.streaming = value.startswith("text/event-stream")
-        return self._start_response(status, headers, *exc)
+        return _HeldBody(body, self._exit)
 
 
 class _HeldBody:
-    """The response body; gives the read side back when the server closes it."""
+    """The response body; gives the read side back once, when the server closes it."""
 
-    __slots__ = ("_body", "_gate", "_open")
+    __slots__ = ("_body", "_exit")
 
-    def __init__(self, body: Iterable[bytes], gate: Gate) -> None:
+    def __init__(self, body: Iterable[bytes], exit: Callable[[], None]) -> None:
         self._body = body
-        self._gate = gate
-        self._open = True
+        self._exit: Callable[[], None] | None = exit
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self._body)
@@ -101,14 +103,16 @@ class _HeldBody:
             if close is not None:
                 close()
         finally:
-            if self._open:
-                self._open = False
-                self._gate.exit()
+            exit = self._exit
+            if exit is not None:
+                self._exit = None
+                exit()
 
     def __del__(self) -> None:  # a server that never closes the body must not wedge commits
-        if self._open:
-            self._open = False
-            self._gate.exit()
+        exit = self._exit
+        if exit is not None:
+            self._exit = None
+            exit()
 
     def __enter__(self) -> _HeldBody:
         return self
