@@ -12,7 +12,6 @@ the constants of that code object, which is how new code is matched to them.
 
 from __future__ import annotations
 
-import ast
 import collections
 import importlib.util
 import itertools
@@ -30,10 +29,15 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .._compat import code_imports
 from .._project import ProjectFiles
-from .scan import ModuleInfo, package_of, resolve, scan
 
 if TYPE_CHECKING:
+    import ast
+
     from .hook import ProjectFinder
+    from .scan import ModuleInfo
+
+# ``ast`` and the scanner (.scan) are imported where records are first parsed or
+# scanned, after start-up: the program's process does not load them for hotmod.
 
 logger = logging.getLogger(__name__)
 
@@ -89,17 +93,23 @@ class ModuleRecord:
     @property
     def tree(self) -> ast.Module:
         if self._tree is None:
+            import ast
+
             self._tree = ast.parse(self.source, str(self.path))
         return self._tree
 
     @property
     def info(self) -> ModuleInfo:
         if self._info is None:
+            from .scan import scan
+
             self._info = scan(self.tree, self.name, is_package=self.is_package)
         return self._info
 
     @property
     def package(self) -> str:
+        from .scan import package_of
+
         return package_of(self.name, is_package=self.is_package)
 
 
@@ -110,6 +120,8 @@ def bytecode_imports(code: types.CodeType, package: str) -> set[str]:
     Class bodies are scanned too; function bodies import at call time and
     always see the live module.
     """
+    from .scan import resolve
+
     found: set[str] = set()
     stack = [code]
     while stack:
