@@ -254,13 +254,14 @@ class ModuleGraph:
 
     def adopt_loaded(self) -> None:
         """Record project modules imported before the hook was installed."""
+        records = self.records
         for name, module in list(sys.modules.items()):
             path = getattr(module, "__file__", None)
-            if name in self.records or not path or not path.endswith(".py"):
+            if name in records or not isinstance(path, str) or not path.endswith(".py"):
+                continue
+            if not self.is_project_file(path):  # the strings first: most are not ours
                 continue
             file = Path(path)
-            if not self.is_project_file(file):
-                continue
             try:
                 source = file.read_text(encoding="utf-8")
                 code = compile(source, str(file), "exec", dont_inherit=True)
