@@ -57,11 +57,26 @@ class Arming:
         self._latest_s = latest_s
         self._lock = threading.Lock()
         self._cancelled = False
+        self._started = False
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hotmod-arm", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    def now(self) -> None:
+        """Start the watchers now unless started or cancelled already.
+
+        For when the program's main code has returned: its start-up is over,
+        and its other threads may run on. No thread can be started once the
+        interpreter shuts down (Python 3.12 and later refuse), and the watch
+        thread starts threads of its own: while other threads of the program
+        live, this returns only once the watchers are armed.
+        """
+        current = threading.current_thread()
+        others = any(t is not current and not t.daemon for t in threading.enumerate())
+        self._start(wait=others)
+        self._wake.set()
 
     def cancel(self) -> None:
         """Never start the watchers from now on (a start under way completes first)."""
@@ -81,6 +96,10 @@ class Arming:
             if now == seen or time.monotonic() >= deadline:
                 break
             seen = now
+        self._start()
+
+    def _start(self, *, wait: bool = False) -> None:
         with self._lock:
-            if not self._cancelled:
-                self._reloader.start(wait=False, on_ready=self._on_ready)
+            if not self._cancelled and not self._started:
+                self._started = True
+                self._reloader.start(wait=wait, on_ready=self._on_ready)
