@@ -83,6 +83,53 @@ def test_an_edit_saved_while_the_program_imports_is_applied_once_armed(tmp_path:
     assert reload["paths"] == [str(tmp_path.resolve() / "app.py")]
 
 
+# The main code starts a serving thread and returns; the thread reads app.VALUE
+# until it changes (or stdin says stop).
+SERVES_FROM_A_THREAD = """
+    import sys
+    import threading
+    import time
+
+    import app
+
+
+    def serve() -> None:
+        print("value", app.VALUE, flush=True)
+        deadline = time.monotonic() + 30
+        while app.VALUE == 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        print("value", app.VALUE, flush=True)
+        sys.stdin.readline()
+
+
+    threading.Thread(target=serve).start()
+"""
+
+
+@pytest.mark.skipif(
+    sys.version_info[:2] == (3, 12),
+    reason="known: Python 3.12 refuses new threads once the main thread is done, and the"
+    " reloader's watch thread starts its settle timer after reporting ready (reloader.py)",
+)
+def test_a_program_whose_main_code_returns_is_watched_while_its_threads_run(
+    tmp_path: Path,
+) -> None:
+    write_files(tmp_path, {"main.py": SERVES_FROM_A_THREAD, "app.py": "VALUE = 1\n"})
+    events = tmp_path / "events.jsonl"
+    child = Spawned([*HOTMOD, "run", "--json-events", str(events), "main.py"], tmp_path)
+    try:
+        child.wait_line("value 1")
+        wait_for_event(events, "started")
+        write_files(tmp_path, {"app.py": "VALUE = 2\n"})
+        child.wait_line("value 2")
+        reload = wait_for_event(events, "reload")
+        child.send("stop\n")
+        assert child.finish() == 0, child.stderr
+    finally:
+        child.kill()
+    assert reload["outcome"] == "applied", reload
+
+
 def _watching() -> bool:
     return any(t.name == "hotmod-watch" for t in threading.enumerate())
 

@@ -64,19 +64,19 @@ class Arming:
     def start(self) -> None:
         self._thread.start()
 
-    def now(self) -> None:
-        """Start the watchers now unless started or cancelled already.
+    def main_returned(self) -> None:
+        """The program's main code returned: arm now if its other threads run on.
 
-        For when the program's main code has returned: its start-up is over,
-        and its other threads may run on. No thread can be started once the
-        interpreter shuts down (Python 3.12 and later refuse), and the watch
-        thread starts threads of its own: while other threads of the program
-        live, this returns only once the watchers are armed.
+        Its start-up is over. No thread can be started once the interpreter
+        shuts down (Python 3.12 and later refuse), and the watch thread starts
+        threads of its own: while other (non-daemon) threads of the program
+        live, this returns once the watchers are armed; otherwise the process
+        is ending and nothing is started any more.
         """
         current = threading.current_thread()
-        others = any(t is not current and not t.daemon for t in threading.enumerate())
-        self._start(wait=others)
-        self._wake.set()
+        if any(t is not current and not t.daemon for t in threading.enumerate()):
+            self._start(wait=True)
+        self.cancel()
 
     def cancel(self) -> None:
         """Never start the watchers from now on (a start under way completes first)."""

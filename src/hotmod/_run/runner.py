@@ -151,7 +151,7 @@ def run(
         arming.cancel()  # the program is gone: what watches now is _program_failed's business
         return _program_failed(exc, reloader, reporter, signals, exit_on_error=exit_on_error)
     # Its threads may run on (a server started in one): they are watched from now.
-    arming.now()
+    arming.main_returned()
     return 0
 
 
