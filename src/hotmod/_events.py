@@ -7,7 +7,6 @@ The engine produces one :class:`ReloadResult` per batch; the runner adds
 from __future__ import annotations
 
 import enum
-import json
 import logging
 import os
 import sys
@@ -177,6 +176,8 @@ class JsonLinesReporter:
         self._lock = threading.Lock()
 
     def _append(self, data: dict[str, Any]) -> None:
+        import json  # at the first event (written from the watch thread), not at start-up
+
         data["time"] = time.time()
         line = json.dumps(data, sort_keys=True) + "\n"
         with self._lock, open(self.path, "a", encoding="utf-8") as fh:

@@ -83,6 +83,8 @@ class ProjectFiles:
         self._ignored_names = frozenset(names - globs)
         self._ignored_glob = compile_globs(globs)
         self._exclude = compile_globs((*exclude, *extra_excludes))
+        #: Whether any ``exclude`` glob applies (else a file's folder decides alone).
+        self.has_excludes = self._exclude is not None
         self._env_cache: dict[str, bool] = {}
 
     def locate(self, path: str) -> tuple[str, list[str]] | None:
@@ -104,6 +106,21 @@ class ProjectFiles:
             and not self._excluded(parts)
             and not self._in_env(root, dirs)
         )
+
+    def allowed_folder(self, folder: str) -> bool:
+        """Whether files directly in ``folder`` pass the rule, ``exclude`` globs aside.
+
+        The part of :meth:`allowed` that depends on the folder alone (under a
+        root, in no ignored folder or virtualenv): the import hook asks it
+        once per folder instead of once per module. With no exclude glob
+        (:attr:`has_excludes`) it is the whole answer for every file in it.
+        """
+        located = self.locate(os.path.join(folder, ""))
+        if located is None:
+            return False
+        root, parts = located
+        dirs = parts[:-1]
+        return not any(self.ignored_dir(d) for d in dirs) and not self._in_env(root, dirs)
 
     def ignored_dir(self, name: str) -> bool:
         return name in self._ignored_names or (

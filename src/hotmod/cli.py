@@ -67,7 +67,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _parser() -> argparse.ArgumentParser:
+# The sub-commands; only the one being run gets its options (see _parser).
+_COMMANDS = ("run", "serve", "graph")
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line parser; with ``command``, only that sub-command's options.
+
+    Every sub-command is listed (``hotmod --help`` shows them all), but the
+    options of the others are left out: building ``serve``'s imports the web
+    layer, which ``hotmod run`` has no use for in the program's process.
+    """
     parser = _Parser(
         prog="hotmod",
         formatter_class=_HelpFormatter,
@@ -83,6 +93,23 @@ def _parser() -> argparse.ArgumentParser:
         description="Run a program with hot reload. Everything after the script "
         "(or -m module) is passed to the program.",
     )
+    if command in (None, "run"):
+        _run_options(run_p)
+    _serve_parser(sub, with_options=command in (None, "serve"))
+    graph_p = sub.add_parser(
+        "graph",
+        formatter_class=_HelpFormatter,
+        help="print the project's module dependency graph",
+        usage="hotmod graph [--json] (script.py | -m module)",
+    )
+    if command in (None, "graph"):
+        graph_p.add_argument("--json", action="store_true", help="print JSON")
+        graph_p.add_argument("-m", dest="module", metavar="MODULE", help="start from a module")
+        graph_p.add_argument("script", nargs="?", help="the entry script")
+    return parser
+
+
+def _run_options(run_p: argparse.ArgumentParser) -> None:
     _reload_options(run_p, watch_default="the script's folder, or the current folder with -m")
     run_p.add_argument("--json-events", metavar="FILE", type=Path,
                        help="append one JSON object per event to FILE")
@@ -94,17 +121,6 @@ def _parser() -> argparse.ArgumentParser:
     run_p.add_argument("-m", dest="module", metavar="MODULE", help="run library module as a script")
     run_p.add_argument("script", nargs="?",
                        help="the program to run (a folder runs its __main__.py)")
-    _serve_parser(sub)
-    graph_p = sub.add_parser(
-        "graph",
-        formatter_class=_HelpFormatter,
-        help="print the project's module dependency graph",
-        usage="hotmod graph [--json] (script.py | -m module)",
-    )
-    graph_p.add_argument("--json", action="store_true", help="print JSON")
-    graph_p.add_argument("-m", dest="module", metavar="MODULE", help="start from a module")
-    graph_p.add_argument("script", nargs="?", help="the entry script")
-    return parser
 
 
 def _reload_options(parser: argparse.ArgumentParser, *, watch_default: str) -> None:
@@ -119,10 +135,7 @@ def _reload_options(parser: argparse.ArgumentParser, *, watch_default: str) -> N
                         help="restart instead of applying anything not provably equivalent")
 
 
-def _serve_parser(sub: Any) -> None:
-    from ._gate import DEFAULT_DRAIN_TIMEOUT
-    from ._web.options import DEFAULT_HOST, DEFAULT_PORT, LOG_LEVELS
-
+def _serve_parser(sub: Any, *, with_options: bool) -> None:
     p = sub.add_parser(
         "serve",
         formatter_class=_HelpFormatter,
@@ -134,6 +147,11 @@ def _serve_parser(sub: Any) -> None:
         " an edit that needs a restart starts a new worker on the same socket before the"
         " old one stops, so no connection is refused.",
     )
+    if not with_options:
+        return
+    from ._gate import DEFAULT_DRAIN_TIMEOUT
+    from ._web.options import DEFAULT_HOST, DEFAULT_PORT, LOG_LEVELS
+
     p.add_argument("target", metavar="module:app",
                    help="the app (default attribute: app), or its factory with --factory")
     p.add_argument("--factory", action="store_true",
@@ -177,7 +195,7 @@ def _split_program_args(argv: list[str]) -> tuple[list[str], list[str]]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hotmod`` command; returns the exit code."""
     args_in = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser()
+    parser = _parser(args_in[0] if args_in and args_in[0] in _COMMANDS else None)
     program_args: list[str] = []
     if args_in and args_in[0] == "run":
         own, program_args = _split_program_args(args_in[1:])

@@ -12,8 +12,9 @@ the constants of that code object, which is how new code is matched to them.
 
 from __future__ import annotations
 
-import ast
+import collections
 import importlib.util
+import itertools
 import logging
 import os
 import sys
@@ -24,14 +25,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.machinery import PathFinder
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .._compat import code_imports
 from .._project import ProjectFiles
-from .scan import ModuleInfo, package_of, resolve, scan
 
 if TYPE_CHECKING:
+    import ast
+
     from .hook import ProjectFinder
+    from .scan import ModuleInfo
+
+# ``ast`` and the scanner (.scan) are imported where records are first parsed or
+# scanned, after start-up: the program's process does not load them for hotmod.
 
 logger = logging.getLogger(__name__)
 
@@ -91,17 +97,23 @@ class ModuleRecord:
     @property
     def tree(self) -> ast.Module:
         if self._tree is None:
+            import ast
+
             self._tree = ast.parse(self.source, str(self.path))
         return self._tree
 
     @property
     def info(self) -> ModuleInfo:
         if self._info is None:
+            from .scan import scan
+
             self._info = scan(self.tree, self.name, is_package=self.is_package)
         return self._info
 
     @property
     def package(self) -> str:
+        from .scan import package_of
+
         return package_of(self.name, is_package=self.is_package)
 
 
@@ -112,6 +124,8 @@ def bytecode_imports(code: types.CodeType, package: str) -> set[str]:
     Class bodies are scanned too; function bodies import at call time and
     always see the live module.
     """
+    from .scan import resolve
+
     found: set[str] = set()
     stack = [code]
     while stack:
@@ -147,8 +161,10 @@ class ModuleGraph:
         self._root_prefixes = tuple(dict.fromkeys(self._resolved_prefixes + given))
         # The same rule the watcher applies: a module is tracked iff its file is watched.
         self.files = ProjectFiles([p.rstrip(os.sep) for p in self._root_prefixes], exclude=exclude)
-        self.records: dict[str, ModuleRecord] = {}
-        self.by_path: dict[Path, str] = {}
+        self._records: dict[str, ModuleRecord] = {}
+        self._by_path: dict[Path, str] = {}
+        # Modules loaded (outside staging) whose records are not made yet: see loaded().
+        self._pending: collections.deque[Loaded] = collections.deque()
         self._lock = threading.RLock()
         self._finder: ProjectFinder | None = None
         # While a batch is staged: the compiled new code the loader must use.
@@ -159,7 +175,7 @@ class ModuleGraph:
         self.staged_records: dict[str, ModuleRecord] | None = None
         self.staging_thread: int | None = None
         self._local = threading.local()  # per thread: the project modules executing
-        self._counter = 0
+        self._orders = itertools.count(1)  # next(): atomic, no lock per module
         self._importers: dict[str, set[str]] = {}  # module -> project modules importing it
         self._unindexed: list[ModuleRecord] = []
         self._module_dirs: set[str] = set()  # folders that hold (or held) project modules
@@ -167,20 +183,28 @@ class ModuleGraph:
         # (importer, module, changed names) -> (the importer's facts, whether its
         # import-time code calls one of them): see Stager._calls_at_import.
         self.uses_cache: dict[tuple[str, str, frozenset[str]], tuple[ModuleInfo, bool]] = {}
-        self._project_files: dict[str, bool] = {}  # path -> is_project_file's answer
+        self._project_dirs: dict[str, bool] = {}  # folder -> is_project_file's answer
 
     # -- project membership ----------------------------------------------------------
     def is_project_file(self, path: Path | str) -> bool:
         """Under a root, in no ignored folder or virtualenv, matching no exclude.
 
         Asked for every module the program imports, so the answer is cached
-        per file (the rule itself is :class:`hotmod._project.ProjectFiles`,
-        shared with the watcher).
+        per folder: a module pays a split and a dict lookup (the rule itself
+        is :class:`hotmod._project.ProjectFiles`, shared with the watcher;
+        only ``exclude`` globs, which can name files, are tried per file).
         """
-        text = os.path.abspath(path)
-        known = self._project_files.get(text)
+        text = os.fspath(path)
+        folder = text.rpartition(os.sep)[0]
+        known = self._project_dirs.get(folder)
         if known is None:
-            known = self._project_files[text] = self.files.allowed(text)
+            if not os.path.isabs(text):  # relative to the current folder, which may change
+                return self.files.allowed(os.path.abspath(text))
+            known = self._project_dirs[folder] = self.files.allowed_folder(
+                os.path.normpath(folder)
+            )
+        if known and self.files.has_excludes:
+            return self.files.allowed(os.path.normpath(text))
         return known
 
     def _under_root(self, folder: str) -> bool:
@@ -197,6 +221,20 @@ class ModuleGraph:
             if text.startswith(prefix):
                 return Path(text)  # already under a resolved root
         return Path(text).resolve()
+
+    @property
+    def records(self) -> dict[str, ModuleRecord]:
+        """Project modules by name (modules loaded since the last look are entered first)."""
+        if self._pending:
+            self._enter_loaded()
+        return self._records
+
+    @property
+    def by_path(self) -> dict[Path, str]:
+        """Module names by resolved file path."""
+        if self._pending:
+            self._enter_loaded()
+        return self._by_path
 
     # -- the import hook -------------------------------------------------------------
     def install(self) -> None:
@@ -220,13 +258,14 @@ class ModuleGraph:
 
     def adopt_loaded(self) -> None:
         """Record project modules imported before the hook was installed."""
+        records = self.records
         for name, module in list(sys.modules.items()):
             path = getattr(module, "__file__", None)
-            if name in self.records or not path or not path.endswith(".py"):
+            if name in records or not isinstance(path, str) or not path.endswith(".py"):
+                continue
+            if not self.is_project_file(path):  # the strings first: most are not ours
                 continue
             file = Path(path)
-            if not self.is_project_file(file):
-                continue
             try:
                 source = file.read_text(encoding="utf-8")
                 code = compile(source, str(file), "exec", dont_inherit=True)
@@ -242,20 +281,24 @@ class ModuleGraph:
 
     # -- records -----------------------------------------------------------------------
     def next_order(self) -> int:
-        with self._lock:
-            self._counter += 1
-            return self._counter
+        """The next load order (see :attr:`ModuleRecord.order`)."""
+        return next(self._orders)
 
     def add(self, record: ModuleRecord) -> None:
         with self._lock:
+            if self._pending:
+                self._enter_loaded()  # loaded earlier: entered first, as they came
+            self._add(record)
+
+    def _add(self, record: ModuleRecord) -> None:
+        with self._lock:
             if not record.order:
-                self._counter += 1
-                record.order = self._counter
-            previous = self.records.get(record.name)
+                record.order = next(self._orders)
+            previous = self._records.get(record.name)
             if previous is not None and previous.indexed:
                 self._unindex(previous)
-            self.records[record.name] = record
-            self.by_path[record.path] = record.name
+            self._records[record.name] = record
+            self._by_path[record.path] = record.name
             folder = os.path.dirname(str(record.path))
             while folder not in self._module_dirs and self._under_root(folder):
                 self._module_dirs.add(folder)
@@ -270,6 +313,8 @@ class ModuleGraph:
         thread, so the program's own start-up does not pay for it.
         """
         with self._lock:
+            if self._pending:
+                self._enter_loaded()
             pending, self._unindexed = self._unindexed, []
             for record in sorted(pending, key=lambda r: r.order):  # dependencies first
                 if record.indexed or self.records.get(record.name) is not record:
@@ -303,16 +348,24 @@ class ModuleGraph:
                 _ = record.info
 
     def changed_on_disk(self) -> set[Path]:
-        """Files of project modules modified since the version that runs was read."""
+        """Files of project modules modified since the version that runs was read.
+
+        Asked when the watcher arms, often while the program still imports:
+        modules loaded but not entered yet are checked from their load
+        entries, without making their records.
+        """
+        with self._lock:
+            files = [(str(r.path), r.mtime_ns) for r in self._records.values()]
+            files += [(entry.path, entry.mtime_ns) for entry in list(self._pending)]
         changed: set[Path] = set()
-        for record in list(self.records.values()):
+        for path, mtime_ns in files:
             try:
-                mtime = record.path.stat().st_mtime_ns
+                mtime = os.stat(path).st_mtime_ns
             except OSError:
-                changed.add(record.path)  # deleted
+                changed.add(self.canonical(path))  # deleted
                 continue
-            if record.mtime_ns and mtime != record.mtime_ns:
-                changed.add(record.path)
+            if mtime_ns and mtime != mtime_ns:
+                changed.add(self.canonical(path))
         return changed
 
     def _unindex(self, record: ModuleRecord) -> None:
@@ -336,6 +389,8 @@ class ModuleGraph:
 
     def holds_modules(self, path: str) -> bool:
         """Whether ``path`` is a folder that held project modules (cheap: a set lookup)."""
+        if self._pending:
+            self._enter_loaded()
         return path in self._module_dirs
 
     def modules_under(self, folder: Path) -> set[str]:
@@ -344,7 +399,7 @@ class ModuleGraph:
 
     def importers(self, name: str) -> set[str]:
         """Project modules whose import-time code imports ``name`` (directly)."""
-        if self._unindexed:
+        if self._unindexed or self._pending:
             self.index()
         return {m for m in self._importers.get(name, ()) if m != name and m in self.records}
 
@@ -371,7 +426,7 @@ class ModuleGraph:
         return next(g for g in self.order(above | {name}) if name in g)
 
     def dependencies(self, name: str) -> set[str]:
-        if self._unindexed:
+        if self._unindexed or self._pending:
             self.index()
         record = self.records.get(name)
         if record is None:
@@ -434,6 +489,35 @@ class ModuleGraph:
         return stack[-1] if stack else None
 
     # -- called by the loader -----------------------------------------------------------
+    def loaded(self, entry: Loaded) -> None:
+        """A module the program loaded (outside staging) ran its top level.
+
+        Start-up loads every project module through here, so this only queues
+        the facts (strings, the code object, numbers: no record, no ``Path``, no
+        lock); the records are made by the first look at the graph (see
+        :meth:`_enter_loaded`), which normally comes once start-up is over.
+        """
+        self._pending.append(entry)
+
+    def _enter_loaded(self) -> None:
+        """Make and enter the records of the modules queued by :meth:`loaded`, in order."""
+        with self._lock:
+            pending = self._pending
+            while pending:
+                entry = pending.popleft()
+                source = entry.source
+                record = ModuleRecord(
+                    entry.name, self.canonical(entry.path),
+                    None if source is None else importlib.util.decode_source(source),
+                    entry.code, _is_package(entry.name, entry.path),
+                    mtime_ns=entry.mtime_ns or _mtime_ns(Path(entry.path)), order=entry.order,
+                )
+                # As _loaded: an importer that was already entered learns the edge.
+                parent = self._records.get(entry.importer) if entry.importer else None
+                if parent is not None:
+                    parent.imports.add(entry.name)
+                self._add(record)
+
     def _loaded(self, record: ModuleRecord) -> None:
         if self._executing:
             importer = self._executing[-1]
@@ -445,3 +529,25 @@ class ModuleGraph:
             self.staged_records[record.name] = record
         else:
             self.add(record)
+
+
+class Loaded(NamedTuple):
+    """What the loader saw of one module it loaded: the makings of its record.
+
+    ``source``: the file's bytes when they were read (no valid ``.pyc``);
+    ``importer``: the project module whose top level imported it, if any.
+    """
+
+    name: str
+    path: str
+    source: bytes | None
+    code: types.CodeType
+    mtime_ns: int
+    order: int
+    importer: str | None
+
+
+def _is_package(name: str, path: str) -> bool:
+    """``SourceFileLoader.is_package``, from the strings: an ``__init__`` file not named so."""
+    stem = path.rpartition(os.sep)[2].rpartition(".")[0]
+    return stem == "__init__" and name.rpartition(".")[2] != "__init__"

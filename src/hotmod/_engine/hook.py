@@ -16,18 +16,27 @@ from collections.abc import Mapping, Sequence
 from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
 from typing import Any
 
-from .graph import ModuleGraph, ModuleRecord, _mtime_ns
+from .graph import Loaded, ModuleGraph, ModuleRecord, _mtime_ns
 
 
 class ProjectLoader(SourceFileLoader):
-    """Loads a project module and records its source and code in the graph."""
+    """Loads a project module and records its source and code in the graph.
+
+    Paid once per project module at start-up, so it does the least it can:
+    outside staging it hands the graph a :class:`~hotmod._engine.graph.Loaded`
+    tuple, and the record is made later, off the start-up path.
+    """
+
+    # Per load, set as the import system calls in: class defaults, no per-instance cost.
+    _source: bytes | None = None  # the file's bytes, when read (no valid .pyc)
+    _mtime_ns = 0  # from the stat the loader makes anyway (path_stats)
+    _code: types.CodeType | None = None
+    _order = 0
+    _record: ModuleRecord | None = None  # staging only: made at once
 
     def __init__(self, fullname: str, path: str, graph: ModuleGraph) -> None:
         super().__init__(fullname, path)
         self._graph = graph
-        self._record: ModuleRecord | None = None
-        self._source: bytes | None = None
-        self._mtime_ns = 0
 
     def get_data(self, path: str) -> bytes:
         data = super().get_data(path)
@@ -43,42 +52,64 @@ class ProjectLoader(SourceFileLoader):
 
     def get_code(self, fullname: str) -> types.CodeType:
         graph = self._graph
-        staged = graph.staged_code.get(fullname) if graph.staging_here() else None
+        # Load order is the order modules *start* executing (exec_module asks
+        # for the code first): a cycle entered at ``a`` (which imports ``b``,
+        # which imports ``a``) runs again from ``a``.
+        self._order = graph.next_order()
+        self._source = None
+        self._mtime_ns = 0
+        if graph.staging_thread is not None and graph.staging_here():
+            return self._staged_code(fullname)
+        code = super().get_code(fullname)  # may use a valid .pyc
+        if code is None:  # pragma: no cover - a source loader always has code
+            raise ImportError(f"no code for {fullname}", name=fullname)
+        self._code = code
+        return code
+
+    def _staged_code(self, fullname: str) -> types.CodeType:
+        """In the staging thread: the planner's code if it has some; a record at once."""
+        graph = self._graph
+        staged = graph.staged_code.get(fullname)
         source: str | None
         mtime_ns = 0
         if staged is not None:
             source, code = staged  # what the planner compiled: never re-read, never a .pyc
         else:
-            code_or_none = super().get_code(fullname)  # may use a valid .pyc
+            code_or_none = super().get_code(fullname)
             if code_or_none is None:  # pragma: no cover - a source loader always has code
                 raise ImportError(f"no code for {fullname}", name=fullname)
             code = code_or_none
             # From a .pyc the text is not needed yet: the record reads it later,
-            # off the start-up path, checking the file is still this version.
+            # checking the file is still this version.
             source = None if self._source is None else importlib.util.decode_source(self._source)
             self._source = None
             mtime_ns = self._mtime_ns
-        path = self._graph.canonical(self.path)
+        path = graph.canonical(self.path)
         self._record = ModuleRecord(
             fullname, path, source, code, self.is_package(fullname),
-            mtime_ns=mtime_ns or _mtime_ns(path),
-            # Load order is the order modules *start* executing (exec_module asks
-            # for the code first): a cycle entered at ``a`` (which imports ``b``,
-            # which imports ``a``) runs again from ``a``.
-            order=graph.next_order(),
+            mtime_ns=mtime_ns or _mtime_ns(path), order=self._order,
         )
         return code
 
     def exec_module(self, module: types.ModuleType) -> None:
         graph = self._graph
-        graph._executing.append(module.__name__)
+        stack = graph._executing
+        stack.append(module.__name__)
         try:
             super().exec_module(module)
         finally:
-            graph._executing.pop()
-        if self._record is not None:
-            graph._loaded(self._record)
-            self._record = None
+            stack.pop()
+        record, self._record = self._record, None
+        if record is not None:
+            graph._loaded(record)
+            return
+        code, self._code = self._code, None
+        if code is not None:
+            graph.loaded(Loaded(
+                module.__name__, self.path, self._source, code, self._mtime_ns, self._order,
+                stack[-1] if stack else None,
+            ))
+            self._source = None
 
 
 class ProjectFinder:
@@ -94,11 +125,12 @@ class ProjectFinder:
         target: types.ModuleType | None = None,
     ) -> ModuleSpec | None:
         spec = PathFinder.find_spec(fullname, path, target)
-        if spec is None or spec.origin is None or type(spec.loader) is not SourceFileLoader:
+        if spec is None or type(spec.loader) is not SourceFileLoader:
             return spec
-        if not self._graph.is_project_file(spec.origin):
+        origin = spec.origin
+        if origin is None or not self._graph.is_project_file(origin):
             return spec
-        spec.loader = ProjectLoader(fullname, spec.origin, self._graph)
+        spec.loader = ProjectLoader(fullname, origin, self._graph)
         return spec
 
     def invalidate_caches(self) -> None:

@@ -32,6 +32,7 @@ from .._engine.graph import MAIN
 from .._engine.reloader import Reloader
 from .._errors import UsageError
 from .._events import Outcome, ReloadResult, Started
+from .arming import Arming
 from .report import Exited, RunReporter
 from .target import Target, main_module
 from .tracebacks import format_program_error, location, print_program_error
@@ -139,15 +140,18 @@ def run(
     reloader.track_main(main.module, main.path, main.source, main.code)
     restarts = int(os.environ.get(Env.RESTARTS, "0"))
     argv = list(sys.argv)
-    # The watcher arms in its own thread while the program starts; "started" is
-    # reported once it is armed, so an edit made after that event is always seen.
-    reloader.start(
-        wait=False, on_ready=lambda: reporter.started(Started(argv=argv, restarts=restarts))
-    )
+    # The watchers arm in their own threads once the program's imports pause
+    # (see arming.py); "started" is reported once they are armed, so an edit
+    # made after that event is always seen, and one made before is applied then.
+    arming = Arming(reloader, lambda: reporter.started(Started(argv=argv, restarts=restarts)))
+    arming.start()
     try:
         exec(main.code, main.module.__dict__)
     except BaseException as exc:
+        arming.cancel()  # the program is gone: what watches now is _program_failed's business
         return _program_failed(exc, reloader, reporter, signals, exit_on_error=exit_on_error)
+    # Its threads may run on (a server started in one): they are watched from now.
+    arming.main_returned()
     return 0
 
 

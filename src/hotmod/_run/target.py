@@ -17,6 +17,7 @@ import sys
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from .._engine.graph import MAIN
 from .._errors import UsageError
@@ -46,8 +47,9 @@ class TargetNotFound(UsageError):
         self.exit_code = exit_code
 
 
-@dataclass(frozen=True)
-class Script:
+# Script and MainModule are named tuples: defined at every start, in the program's
+# process, where a frozen dataclass costs several times as much to define.
+class Script(NamedTuple):
     """A located script: the file to run and the folder python puts first on ``sys.path``."""
 
     file: Path  # absolute and resolved
@@ -55,8 +57,7 @@ class Script:
     in_folder: bool  # a folder's ``__main__.py``, run as python runs a folder
 
 
-@dataclass(frozen=True)
-class MainModule:
+class MainModule(NamedTuple):
     """A fresh ``__main__`` module, its file and source, and the code to run in it."""
 
     module: types.ModuleType
