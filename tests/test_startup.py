@@ -106,11 +106,6 @@ SERVES_FROM_A_THREAD = """
 """
 
 
-@pytest.mark.skipif(
-    sys.version_info[:2] == (3, 12),
-    reason="known: Python 3.12 refuses new threads once the main thread is done, and the"
-    " reloader's watch thread starts its settle timer after reporting ready (reloader.py)",
-)
 def test_a_program_whose_main_code_returns_is_watched_while_its_threads_run(
     tmp_path: Path,
 ) -> None:

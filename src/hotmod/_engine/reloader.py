@@ -209,15 +209,18 @@ class Reloader:
             self._ready.set()
             return
         with watcher:
-            self._ready.set()
-            if on_ready is not None:
-                on_ready()
             # The program is usually still starting when the watcher arms: index
             # what it imported, read its sources and load the reload pipeline once
             # start-up has settled, neither on its way nor at the first edit.
+            # Started before ready is told: a program whose main code returns
+            # right after (its threads serving) is shutting down, and Python 3.12+
+            # starts no thread then.
             settle = threading.Timer(_SETTLE_S, self._settle)
             settle.daemon = True
             settle.start()
+            self._ready.set()
+            if on_ready is not None:
+                on_ready()
             missed = self.graph.changed_on_disk()  # edited between import and arming
             missed |= self.file_dependencies.changed_on_disk()
             batches = watcher.batches(self._stop)
