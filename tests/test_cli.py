@@ -109,7 +109,9 @@ class Spawned:
             try:
                 line = self.lines.get(timeout=0.05)
             except queue.Empty:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
+                # Gone, and every line it wrote is queued (its stdout pump read EOF).
+                ended = self.proc.poll() is not None and not self._pumps[0].is_alive()
+                if time.monotonic() > deadline or ended:
                     raise OracleError(
                         f"{self.argv}: no line {expected!r} (seen {self.seen}, "
                         f"rc={self.proc.poll()})"
