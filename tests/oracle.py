@@ -281,10 +281,8 @@ class HotProgram:
         self.wait_serving(timeout=timeout)
 
     def wait_serving(self, *, timeout: float = START_TIMEOUT) -> None:
-        """Ping until the program answers: its code runs, so hotmod is watching.
-
-        (The ``started`` event is written before the watcher is armed.)
-        """
+        """Ping until the program answers (the ``started`` event, written once the
+        watchers are armed, may come before or after the program's first answer)."""
         answer = self._ask("ping", timeout=timeout)
         if answer != "pong":
             raise self.fail(f"expected 'pong', got {answer!r}")
