@@ -30,6 +30,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -473,6 +474,11 @@ def measure(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Started in the background by a shell (``make bench &``, nohup), we inherit
+    # SIGINT ignored, and so would every program we start: the restart baseline's
+    # watchfiles then waits out its 5 s SIGINT timeout on every restart. With a
+    # handler here, our children start with the default action again.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = parse_args(argv)
     if args.render:
         results = json.loads(args.render.read_text(encoding="utf-8"))
