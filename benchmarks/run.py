@@ -103,7 +103,7 @@ class Config:
             warmup=1 if quick else 2,
             heap_objects=args.heap_objects,
             heap_modules=100,
-            startup_runs=args.startup_runs or (3 if quick else 10),
+            startup_runs=args.startup_runs or (3 if quick else 20),
             startup_sizes=(100,) if quick else (100, 1000),
             memory_edits=args.memory_edits or (100 if quick else 1000),
             memory_modules=100,
@@ -126,7 +126,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-restart", action="store_true", help="skip the restart baseline")
     parser.add_argument("--sizes", type=int, nargs="+", help="project sizes (modules)")
     parser.add_argument("--edits", type=int, help="measured edits per kind (default 20)")
-    parser.add_argument("--startup-runs", type=int, help="runs per mode (default 10)")
+    parser.add_argument("--startup-runs", type=int, help="runs per mode (default 20)")
     parser.add_argument("--memory-edits", type=int, help="reloads per kind (default 1000)")
     parser.add_argument("--heap-objects", type=int, default=10_000_000)
     parser.add_argument("--save-mode", choices=("rename", "inplace"), default="rename")
