@@ -836,7 +836,7 @@ COMMENTS = """
 
 
     def probe():
-        return {"f": f()}
+        return {"f": f(), "line": f.__code__.co_firstlineno}
 """
 
 
@@ -853,6 +853,12 @@ def test_comment_only_edit_is_unchanged(hot_program: HotProgramFactory) -> None:
     assert _mods(event, "patched") == [], event
     assert _mods(event, "reexecuted") == [], event
     prog.assert_matches_fresh()
+    # comment lines inserted above every function: they move, nothing else changes
+    prog.edit("app.py", "# one\n# two\n\n" + prog.read("app.py"))
+    event = prog.wait_for_reload(skip_unchanged=False)
+    prog.expect(event, "unchanged")
+    assert _version(event) == version, "a comment is not a new version"
+    assert prog.probe()["line"] == prog.fresh_probe()["line"], "tracebacks name the new lines"
 
 
 # --------------------------------------------------------------------------------------

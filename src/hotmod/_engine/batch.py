@@ -141,8 +141,15 @@ class Batch:
         except Exception as exc:  # a participant's stage step
             self.abandon()
             return self._failed(exc, phase="stage")
-        if self.plan.empty and not self.staged.modules and not self.claimed:
+        if (self.plan.empty or self.plan.moved_only) and not (
+            self.staged.modules or self.claimed
+        ):
             self.abandon()
+            # Comments or blank lines moved functions: no new version, but their
+            # tracebacks name the lines they are on now.
+            for patches in self.plan.patches.values():
+                for patch in patches:
+                    patch.func.__code__ = patch.code
             record_sources(self.plan, self.graph)
             return self._result(Outcome.UNCHANGED)
         if self.policy.strict and self.notes:

@@ -82,6 +82,16 @@ class Plan:
             self.patches or self.reexec or self.removed or self.restart or self.candidates
         )
 
+    @property
+    def moved_only(self) -> bool:
+        """Every patch only moves a function to other lines (comment or blank lines
+        added or removed above it): nothing behaves differently."""
+        if not self.patches or self.reexec or self.removed or self.restart or self.candidates:
+            return False
+        if self.class_patches or any(self.unmatched.values()):
+            return False
+        return all(p.moved for patches in self.patches.values() for p in patches)
+
 
 _SIGNATURE_PARTS = ("body", "returns")
 _ARGUMENT_PARTS = ("defaults", "kw_defaults")
