@@ -8,6 +8,7 @@ it cannot handle.
 from __future__ import annotations
 
 import ast
+import copy
 import random
 import sys
 import textwrap
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from hotmod import Outcome, Reloader
-from hotmod._engine.quick import _split_change, materialize, quick_change, statement_spans
+from hotmod._engine.quick import _split_change, quick_change, statement_shifts, statement_spans
 
 BASE = textwrap.dedent(
     """\
@@ -58,6 +59,17 @@ BASE = textwrap.dedent(
         return "last"
     """
 )
+
+
+def materialize(tree: ast.Module) -> ast.Module:
+    """A copy of ``tree`` whose nodes carry their true positions (shifts applied)."""
+    found = ast.Module(body=[], type_ignores=[])
+    for stmt, shift in zip(tree.body, statement_shifts(tree), strict=True):
+        node = copy.deepcopy(stmt)
+        if shift:
+            ast.increment_lineno(node, shift)
+        found.body.append(node)
+    return found
 
 
 def _full(source: str) -> tuple[ast.Module, object]:

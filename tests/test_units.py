@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 
 from hotmod import Outcome, Reloader, RollbackError
-from hotmod._engine.graph import ModuleGraph, ModuleRecord
+from hotmod._engine.attributes import init_attributes
+from hotmod._engine.graph import ModuleGraph
 from hotmod._engine.participants import BaseParticipant, Participant, Participants
-from hotmod._engine.scan import ModuleInfo, init_attributes, scan, top_level_use
+from hotmod._engine.record import ModuleRecord
+from hotmod._engine.scan import ModuleInfo, scan, top_level_use
 from hotmod._engine.undo import UndoLog
 from inprocess import write
 

@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ReloadError, RestartRequired
 from .._events import Outcome, ReloadResult
+from .attributes import init_attributes
 from .closures import ClosureUpdate, carry_history, find_closures
 from .commit import commit_batch
+from .patch import move_functions
 from .plan import Plan, make_plan, resolve_patches
 from .policy import Policy
 from .reconcile import Reconciler
-from .scan import init_attributes
 from .stage import Staged, Stager, user_traceback
 from .undo import UndoLog
 
@@ -148,8 +149,7 @@ class Batch:
             # Comments or blank lines moved functions: no new version, but their
             # tracebacks name the lines they are on now.
             for patches in self.plan.patches.values():
-                for patch in patches:
-                    patch.func.__code__ = patch.code
+                move_functions(patches)
             record_sources(self.plan, self.graph)
             return self._result(Outcome.UNCHANGED)
         if self.policy.strict and self.notes:

@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
 from typing import Any
 
-from .graph import Loaded, ModuleGraph, ModuleRecord, _mtime_ns
+from .graph import ModuleGraph
+from .record import Loaded, ModuleRecord, _mtime_ns
 
 
 class ProjectLoader(SourceFileLoader):

@@ -378,6 +378,13 @@ def _is_named_function(code: types.CodeType) -> bool:
     return bool(code.co_flags & _CO_OPTIMIZED) and not code.co_name.startswith("<")
 
 
+def move_functions(patches: Iterable[BodyPatch]) -> None:
+    """Give functions that only moved their moved code (not a change: nothing to undo)."""
+    for patch in patches:
+        if patch.moved:
+            patch.func.__code__ = patch.code
+
+
 def apply_body_patch(patch: BodyPatch, undo: UndoLog) -> None:
     state = _compat.function_state(patch.func)
     patch.func.__code__ = patch.code

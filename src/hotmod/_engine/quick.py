@@ -38,7 +38,6 @@ import bisect
 import functools
 import operator
 import types
-from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -234,17 +233,6 @@ def statement_spans(tree: ast.Module) -> list[tuple[int, int]]:
         found = [_span(stmt, shift) for stmt, shift in zip(tree.body, shifts, strict=True)]
         setattr(tree, _SPANS, found)
     return found
-
-
-def materialize(tree: ast.Module) -> ast.Module:
-    """A copy of ``tree`` whose nodes carry their true positions (tests, debugging)."""
-    copy = ast.Module(body=[], type_ignores=[])
-    for stmt, shift in zip(tree.body, statement_shifts(tree), strict=True):
-        node = deepcopy(stmt)
-        if shift:
-            ast.increment_lineno(node, shift)
-        copy.body.append(node)
-    return copy
 
 
 _LINES = "_hotmod_lines"

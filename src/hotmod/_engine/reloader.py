@@ -24,9 +24,10 @@ from .._errors import ReloadError, UsageError
 from .._events import Outcome, ReloadResult, Reporter
 from .._gate import Gate, GateParticipant, default_gate
 from .filedeps import FileDependencies
-from .graph import ModuleGraph, ModuleRecord
+from .graph import ModuleGraph
 from .participants import Participant, Participants
 from .policy import Policy
+from .record import ModuleRecord
 
 logger = logging.getLogger(__name__)
 
