@@ -23,7 +23,9 @@ import pytest
 
 import hotmod
 from hotmod import Gate
-from hotmod._gate import _LockedGate, default_gate
+from hotmod._gate import _LockedGate, asks_for_stream, default_gate
+from hotmod.asgi import GateMiddleware as ASGIGate
+from hotmod.wsgi import GateMiddleware as WSGIGate
 from webapp import ServedApp, write_project
 
 DEADLINE = 10.0
@@ -130,6 +132,166 @@ def test_nested_work_never_waits_for_a_commit_waiting_for_it() -> None:
     w.join(DEADLINE)
 
 
+def _commit_in_thread(gate: Gate) -> tuple[threading.Thread, list[tuple[int, float]]]:
+    """A commit from another thread: ``[(still in flight, seconds it took)]`` once done."""
+    done: list[tuple[int, float]] = []
+
+    def commit() -> None:
+        started = time.monotonic()
+        with gate.writing() as still:
+            pass
+        done.append((still, time.monotonic() - started))
+
+    writer = threading.Thread(target=commit)
+    writer.start()
+    wait_for(lambda: gate.closed)
+    return writer, done
+
+
+NESTINGS = ["reading", "middleware", "commit"]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("nesting", NESTINGS)
+@pytest.mark.parametrize("locked", [False, True], ids=["lock-free", "locked"])
+def test_work_nested_in_a_wsgi_request_never_waits_for_a_commit_waiting_for_it(
+    nesting: str, locked: bool
+) -> None:
+    """The middleware sets no mark: it is found on the request's stack. Inside a request
+    a commit waits for, ``gate.reading()``, the same gate's middleware again and a commit
+    of its own go through at once (a drain timeout of 10 s would otherwise be hit)."""
+    gate = _LockedGate(DEADLINE) if locked else Gate(DEADLINE)
+    inside, proceed, log = threading.Event(), threading.Event(), []
+    own: list[int] = []
+
+    def leaf(environ: dict[str, object], start_response: object) -> list[bytes]:
+        log.append("nested")
+        return [b""]
+
+    def app(environ: dict[str, object], start_response: object) -> list[bytes]:
+        inside.set()
+        proceed.wait(DEADLINE)
+        if nesting == "reading":
+            with gate.reading():
+                log.append("nested")
+        elif nesting == "middleware":
+            WSGIGate(leaf, gate=gate)(environ, start_response)
+        else:
+            with gate.writing() as still:  # does not wait for its own request
+                own.append(still)
+                log.append("nested")
+        return [b"ok"]
+
+    request = threading.Thread(
+        target=WSGIGate(app, gate=gate), args=({"PATH_INFO": "/"}, lambda *a: None)
+    )
+    request.start()
+    assert inside.wait(DEADLINE)
+    if nesting == "commit":
+        proceed.set()
+        request.join(DEADLINE)
+        assert own == [0]
+    else:
+        writer, done = _commit_in_thread(gate)
+        proceed.set()
+        request.join(DEADLINE)
+        writer.join(DEADLINE)
+        [(still, seconds)] = done
+        assert still == 0
+        assert seconds < DEADLINE / 2  # drained, not timed out
+    assert log == ["nested"]
+    assert (gate.in_flight, gate.waiting, gate.closed) == (0, 0, False)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("nesting", NESTINGS)
+@pytest.mark.parametrize("locked", [False, True], ids=["lock-free", "locked"])
+def test_work_nested_in_an_asgi_request_never_waits_for_a_commit_waiting_for_it(
+    nesting: str, locked: bool
+) -> None:
+    gate = _LockedGate(DEADLINE) if locked else Gate(DEADLINE)
+    log: list[str] = []
+    own: list[int] = []
+    proceed = threading.Event()
+
+    async def leaf(scope: dict[str, object], receive: object, send: object) -> None:
+        log.append("nested")
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        await asyncio.to_thread(proceed.wait, DEADLINE)
+        if nesting == "reading":
+            async with gate.reading():
+                log.append("nested")
+        elif nesting == "middleware":
+            await ASGIGate(leaf, gate=gate)(scope, receive, send)
+        else:
+            with gate.writing() as still:
+                own.append(still)
+                log.append("nested")
+
+    async def main() -> None:
+        request = asyncio.create_task(ASGIGate(app, gate=gate)({"type": "http"}, None, None))
+        await asyncio.to_thread(wait_for, lambda: gate.in_flight == 1)
+        if nesting == "commit":
+            proceed.set()
+            await asyncio.wait_for(request, DEADLINE)
+            assert own == [0]
+            return
+        writer, done = await asyncio.to_thread(_commit_in_thread, gate)
+        proceed.set()
+        await asyncio.wait_for(request, DEADLINE)
+        await asyncio.to_thread(writer.join, DEADLINE)
+        [(still, seconds)] = done
+        assert still == 0
+        assert seconds < DEADLINE / 2  # drained, not timed out
+
+    asyncio.run(main())
+    assert log == ["nested"]
+    assert (gate.in_flight, gate.waiting, gate.closed) == (0, 0, False)
+
+
+@pytest.mark.timeout(30)
+def test_a_request_for_an_event_stream_is_not_waited_for_nor_is_work_nested_in_it() -> None:
+    """A commit does not wait for a request that asked for an event stream; work that
+    request starts while the commit holds the gate waits for it like new work."""
+    gate = Gate(DEADLINE)
+    inside, proceed, log = threading.Event(), threading.Event(), []
+
+    def app(environ: dict[str, object], start_response: object) -> list[bytes]:
+        inside.set()
+        proceed.wait(DEADLINE)
+        with gate.reading():
+            log.append("closed" if gate.closed else "open")
+        return [b""]
+
+    environ = {"PATH_INFO": "/events", "HTTP_ACCEPT": "text/event-stream"}
+    request = threading.Thread(target=WSGIGate(app, gate=gate), args=(environ, lambda *a: None))
+    request.start()
+    assert inside.wait(DEADLINE)
+    with gate.writing() as still:  # goes ahead at once: the stream is not waited for
+        assert still == 0
+        proceed.set()
+        wait_for(lambda: gate.waiting == 1)  # the stream's nested work is held
+    request.join(DEADLINE)
+    assert log == ["open"]
+
+
+@pytest.mark.parametrize(("request_item", "stream"), [
+    ({"HTTP_ACCEPT": "text/event-stream"}, True),
+    ({"HTTP_ACCEPT": "text/html, text/event-stream;q=0.9"}, True),
+    ({"HTTP_ACCEPT": "*/*"}, False),
+    ({"PATH_INFO": "/"}, False),
+    ({"type": "http", "headers": [(b"host", b"x"), (b"accept", b"text/event-stream")]}, True),
+    ({"type": "http", "headers": [(b"accept", b"application/json")]}, False),
+    ({"type": "http", "headers": []}, False),
+    (None, False),
+])
+def test_which_requests_ask_for_an_event_stream(
+    request_item: dict[str, object] | None, stream: bool
+) -> None:
+    assert asks_for_stream(request_item) is stream
+
+
 def test_async_work_waits_without_blocking_the_loop() -> None:
     gate = Gate(drain_timeout=DEADLINE)
     entered = threading.Event()
@@ -201,18 +363,26 @@ class Race:
         self.stop = threading.Event()
         self._threads = [threading.Thread(target=self._reader, args=(n,)) for n in range(readers)]
 
+    def _work(self) -> None:
+        if self.committing:
+            self.overlaps += 1
+        self.entries += 1
+
+    def _app(self, environ: dict[str, object], start_response: object) -> list[bytes]:
+        self._work()
+        return []
+
     def _reader(self, number: int) -> None:
         gate, deadline = self.gate, time.monotonic() + DEADLINE
+        # Half of them are requests through the WSGI middleware (its inline fast path).
+        middleware = WSGIGate(self._app, gate=gate)
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/"}
         while not self.stop.is_set() and time.monotonic() < deadline:
-            # Half of them enter the way the ASGI middleware does.
-            if not (number % 2 and gate.try_enter()):
-                gate.enter()
-            try:
-                if self.committing:
-                    self.overlaps += 1
-                self.entries += 1
-            finally:
-                gate.exit()
+            if number % 2:
+                middleware(environ, lambda status, headers, *exc: None)
+            else:
+                with gate.reading():
+                    self._work()
 
     def run(self) -> list[int]:
         """Start the readers, commit ``commits`` times; what each commit found in flight."""
@@ -531,9 +701,9 @@ NEW_WORDS = 'def word():\n    return "new"\n'
 Stream = tuple[http.client.HTTPConnection, http.client.HTTPResponse]
 
 
-def _open_stream(port: int, path: str) -> Stream:
+def _open_stream(port: int, path: str, headers: dict[str, str] | None = None) -> Stream:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
-    conn.request("GET", path)
+    conn.request("GET", path, headers=headers or {})
     resp = conn.getresponse()
     assert resp.status == 200
     assert resp.readline()  # the stream is running: its request is in flight
@@ -549,13 +719,14 @@ def _lines_until(resp: http.client.HTTPResponse, text: bytes) -> None:
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("kind", ["wsgi", "asgi"])
 def test_an_event_stream_never_holds_a_commit(tmp_path: Path, kind: str) -> None:
-    """SSE is released once its response started: commits go through at once (a drain
-    timeout of 60 s, longer than this test may take, would otherwise be hit)."""
+    """A request for an event stream (the Accept header EventSource sends) is not waited
+    for: commits go through at once (a drain timeout of 60 s, longer than this test may
+    take, would otherwise be hit)."""
     write_project(tmp_path, {
         "words.py": WORDS, "web.py": STREAMS_FLASK if kind == "wsgi" else STREAMS_STARLETTE,
     })
     with ServedApp(tmp_path, "web:app", drain_timeout=60) as served:
-        conn, resp = _open_stream(served.port, "/events")
+        conn, resp = _open_stream(served.port, "/events", {"Accept": "text/event-stream"})
         try:
             result = served.applied({"words.py": NEW_WORDS})
             assert not any("in flight" in note for note in result.notes)
@@ -566,15 +737,18 @@ def test_an_event_stream_never_holds_a_commit(tmp_path: Path, kind: str) -> None
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.parametrize("path", ["/download", "/events"])
 @pytest.mark.parametrize("kind", ["wsgi", "asgi"])
 def test_a_long_download_holds_a_commit_only_for_the_drain_timeout(
-    tmp_path: Path, kind: str
+    tmp_path: Path, kind: str, path: str
 ) -> None:
+    """Any other long response holds a commit, up to the drain timeout: a download, and an
+    event stream read by a client that did not ask for one (``curl`` without headers)."""
     write_project(tmp_path, {
         "words.py": WORDS, "web.py": STREAMS_FLASK if kind == "wsgi" else STREAMS_STARLETTE,
     })
     with ServedApp(tmp_path, "web:app", drain_timeout=0.5) as served:
-        conn, _ = _open_stream(served.port, "/download")
+        conn, _ = _open_stream(served.port, path)
         try:
             result = served.applied({"words.py": NEW_WORDS})
             assert any("1 request(s) still in flight after the 0.5 s drain" in note

@@ -5,24 +5,27 @@ a commit waits for requests in flight and holds new ones for the swap (the
 wait is awaited: the event loop keeps running). For servers that embed a
 :class:`~hotmod.Reloader` themselves; ``hotmod serve`` installs it for you.
 
-Long-lived connections never hold a commit: an event stream
-(``Content-Type: text/event-stream``) is released once its response has
-started, a WebSocket once it is accepted (or closed). What they send
-afterwards comes from whichever version is live then. Lifespan events pass
-straight through, except to a served app's slot whose adapter runs the
-lifespan of every app it serves (``slot.lifespan``: Starlette and FastAPI).
+Long-lived connections never hold a commit: a request that asks for an
+event stream (``Accept: text/event-stream``, as EventSource and SSE clients
+send) is never waited for, and a WebSocket is released once accepted (or
+closed). What they send afterwards comes from whichever version is live
+then. Lifespan events pass straight through, except to a served app's slot
+whose adapter runs the lifespan of every app it serves (``slot.lifespan``:
+Starlette and FastAPI).
+
+Per HTTP request, the middleware stores one entry in the gate and deletes
+it; it calls into the gate only while a commit holds it, and wraps nothing.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ._gate import Gate, _depth, app_reader, default_gate
+from ._gate import Gate, app_reader, default_gate, register_holder
 
 __all__ = ["GateMiddleware"]
-
-_get_depth, _set_depth, _reset_depth = _depth.get, _depth.set, _depth.reset
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -47,9 +50,9 @@ class GateMiddleware:
         self._app = app
         self._getter = app_getter
         self._current: Callable[[], ASGIApp] = app_reader(app, app_getter)
-        # Bound once: every request uses them.
-        self._try_enter = self._gate.try_enter
-        self._exit = self._gate.exit
+        # The gate's fast path runs inline (see ``Gate``): its entries, bound once.
+        self._inside = self._gate._inside if self._gate.lock_free else None
+        self._new_key = self._gate.new_key
 
     @property
     def gate(self) -> Gate:
@@ -60,8 +63,31 @@ class GateMiddleware:
         return self._current()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._other(scope, receive, send)
+            return
+        gate, inside = self._gate, self._inside
+        if inside is not None:  # the gate's fast path, inline
+            key = self._new_key()
+            inside[key] = scope
+            if gate._closed:
+                key = await gate.wait_async(key, scope, sys._getframe(1))
+        else:
+            key = await gate.enter_async(scope, sys._getframe(1))
+        try:
+            await self._current()(scope, receive, send)
+        finally:
+            if inside is not None:
+                del inside[key]
+                if gate._closed:
+                    gate.wake()
+            else:
+                gate.exit(key)
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """WebSockets (held until accepted or closed) and lifespan events."""
         kind = scope["type"]
-        if kind != "http" and kind != "websocket":
+        if kind != "websocket":
             # A slot whose adapter runs lifespans for every app it serves takes them.
             host = getattr(self._app, "lifespan", None) if self._getter else None
             if kind == "lifespan" and host is not None:
@@ -69,38 +95,19 @@ class GateMiddleware:
             else:
                 await self.app(scope, receive, send)
             return
-        if not self._try_enter():
-            await self._gate.enter_async()
-        exit = self._exit
-        held = True
+        gate = self._gate
+        key = await gate.enter_async(scope, sys._getframe(2))  # the frame above ``__call__``
 
-        # Closures, not an object per request: fewer calls on every request's path.
         def gated_send(message: Message) -> Awaitable[None]:
-            # A plain function handing back the server's awaitable: no coroutine of
-            # its own per message (this runs twice for every response).
-            nonlocal held
-            if held:
-                sent = message["type"]
-                if (sent == "http.response.start" and _is_stream(message)) or (
-                    sent == "websocket.accept" or sent == "websocket.close"
-                ):
-                    held = False  # no await in between: one step for the event loop
-                    exit()
+            if message["type"] in ("websocket.accept", "websocket.close"):
+                gate.exit(key)  # no await in between: one step for the event loop
             return send(message)
 
-        token = _set_depth(_get_depth() + 1)  # reentrancy: see ``_gate``
         try:
             await self._current()(scope, receive, gated_send)
         finally:
-            _reset_depth(token)
-            if held:
-                held = False
-                exit()
+            gate.exit(key)
 
 
-def _is_stream(message: Message) -> bool:
-    for key, value in message.get("headers", ()):
-        # Servers and frameworks send lower-case names; the length test skips the rest cheaply.
-        if len(key) == 12 and key.lower() == b"content-type":
-            return bytes(value[:17]).lower() == b"text/event-stream"
-    return False
+register_holder(GateMiddleware.__call__.__code__)
+register_holder(GateMiddleware._other.__code__)

@@ -8,26 +8,29 @@ request runs entirely on one version. For servers that embed a
 The read side is held while the app is called *and* while the body is
 iterated (generated bodies run code too), until the server closes the
 body; a body that is a list runs no code as it is sent and is let go at once.
-An event stream (``Content-Type: text/event-stream``) is released once
-the app has returned: a stream that never ends would otherwise hold every
-commit for the whole drain timeout. Each event it sends afterwards comes from
-whichever version is live then.
+A request that asks for an event stream (``Accept: text/event-stream``, as
+EventSource and SSE clients send) is never waited for by a commit: a stream
+that never ends would otherwise hold every commit for the whole drain
+timeout. Its handler and each event it sends come from whichever version is
+live at that moment.
+
+Per request, the middleware stores one entry in the gate and deletes it; it
+calls into the gate only while a commit holds it.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ._gate import Gate, _depth, app_reader, default_gate
+from ._gate import Gate, app_reader, default_gate, register_holder
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 __all__ = ["GateMiddleware"]
-
-_get_depth, _set_depth, _reset_depth = _depth.get, _depth.set, _depth.reset
 
 
 class GateMiddleware:
@@ -44,9 +47,9 @@ class GateMiddleware:
     ) -> None:
         self._gate = gate if gate is not None else default_gate()
         self._current: Callable[[], WSGIApplication] = app_reader(app, app_getter)
-        # Bound once: every request uses them.
-        self._enter = self._gate.enter
-        self._exit = self._gate.exit
+        # The gate's fast path runs inline (see ``Gate``): its entries, bound once.
+        self._inside = self._gate._inside if self._gate.lock_free else None
+        self._new_key = self._gate.new_key
 
     @property
     def gate(self) -> Gate:
@@ -59,40 +62,42 @@ class GateMiddleware:
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
-        self._enter()
-        streaming = False
-
-        # A closure, not an object per request: fewer calls on every request's path.
-        def start(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
-            nonlocal streaming
-            for key, value in headers:
-                if len(key) == 12 and key.lower() == "content-type":
-                    streaming = value.startswith("text/event-stream")
-            return start_response(status, headers, *exc)
-
-        token = _set_depth(_get_depth() + 1)  # reentrancy: see ``_gate``
+        gate, inside = self._gate, self._inside
+        if inside is not None:  # the gate's fast path, inline
+            key = self._new_key()
+            inside[key] = environ
+            if gate._closed:
+                key = gate.wait(key, environ, sys._getframe(1))
+        else:
+            key = gate.enter(environ, sys._getframe(1))
         try:
-            body = self._current()(environ, start)
+            body = self._current()(environ, start_response)
         except BaseException:
-            self._exit()
+            gate.exit(key)
             raise
-        finally:
-            _reset_depth(token)
-        if streaming or body.__class__ is list:
-            # An event stream is let go now; so is a list, which runs no code as it is sent.
-            self._exit()
+        if body.__class__ is list:  # a list runs no code as it is sent: let go now
+            if inside is not None:
+                del inside[key]
+                if gate._closed:
+                    gate.wake()
+            else:
+                gate.exit(key)
             return body
-        return _HeldBody(body, self._exit)
+        return _HeldBody(body, gate, key)
+
+
+register_holder(GateMiddleware.__call__.__code__)
 
 
 class _HeldBody:
     """The response body; gives the read side back once, when the server closes it."""
 
-    __slots__ = ("_body", "_exit")
+    __slots__ = ("_body", "_gate", "_key")
 
-    def __init__(self, body: Iterable[bytes], exit: Callable[[], None]) -> None:
+    def __init__(self, body: Iterable[bytes], gate: Gate, key: int) -> None:
         self._body = body
-        self._exit: Callable[[], None] | None = exit
+        self._gate: Gate | None = gate
+        self._key = key
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self._body)
@@ -103,16 +108,16 @@ class _HeldBody:
             if close is not None:
                 close()
         finally:
-            exit = self._exit
-            if exit is not None:
-                self._exit = None
-                exit()
+            self._leave()
 
     def __del__(self) -> None:  # a server that never closes the body must not wedge commits
-        exit = self._exit
-        if exit is not None:
-            self._exit = None
-            exit()
+        self._leave()
+
+    def _leave(self) -> None:
+        gate = self._gate
+        if gate is not None:
+            self._gate = None
+            gate.exit(self._key)
 
     def __enter__(self) -> _HeldBody:
         return self
