@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import http.client
 import sys
 import threading
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -274,6 +276,40 @@ def test_a_request_for_an_event_stream_is_not_waited_for_nor_is_work_nested_in_i
         wait_for(lambda: gate.waiting == 1)  # the stream's nested work is held
     request.join(DEADLINE)
     assert log == ["open"]
+
+
+def test_a_generated_wsgi_body_holds_the_gate_until_closed_or_dropped() -> None:
+    """A body that runs code as it is sent holds the gate while the server iterates it,
+    until it is closed; one dropped unclosed (a test client's response) lets go too."""
+    from werkzeug.test import Client
+
+    gate = Gate(DEADLINE)
+    steps: list[str] = []
+
+    def app(environ: dict[str, object], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        steps.append(f"in flight: {gate.in_flight}")
+        yield b"one "
+        steps.append(f"in flight: {gate.in_flight}")
+        yield b"two"
+
+    middleware = WSGIGate(app, gate=gate)
+    body = middleware({"PATH_INFO": "/"}, lambda *args: None)
+    assert gate.in_flight == 1
+    assert b"".join(body) == b"one two"
+    assert steps == ["in flight: 1", "in flight: 1"]
+    assert gate.in_flight == 1  # iterated, not yet closed
+    body.close()
+    assert gate.in_flight == 0
+    body.close()  # closing twice lets go once
+    assert gate.in_flight == 0
+
+    response = Client(middleware).get("/")  # werkzeug's test client: nobody closes it
+    assert response.get_data() == b"one two"
+    assert gate.in_flight == 1
+    del response
+    gc.collect()
+    assert gate.in_flight == 0
 
 
 @pytest.mark.parametrize(("request_item", "stream"), [

@@ -20,8 +20,9 @@ calls into the gate only while a commit holds it.
 
 from __future__ import annotations
 
+import itertools
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -83,24 +84,25 @@ class GateMiddleware:
             else:
                 gate.exit(key)
             return body
-        return _HeldBody(body, gate, key)
+        held = _HeldBody(body)  # attributes set here: no ``__init__`` call per request
+        held._body, held._gate, held._key = body, gate, key
+        return held
 
 
 register_holder(GateMiddleware.__call__.__code__)
 
 
-class _HeldBody:
-    """The response body; gives the read side back once, when the server closes it."""
+class _HeldBody(itertools.chain):  # type: ignore[type-arg]
+    """The response body; gives the read side back once, when the server closes it.
+
+    A chain of the one body: the server iterates it in C, with no call into
+    Python per request or per chunk; the middleware sets the attributes.
+    """
 
     __slots__ = ("_body", "_gate", "_key")
-
-    def __init__(self, body: Iterable[bytes], gate: Gate, key: int) -> None:
-        self._body = body
-        self._gate: Gate | None = gate
-        self._key = key
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self._body)
+    _body: Iterable[bytes]
+    _gate: Gate | None
+    _key: int
 
     def close(self) -> None:
         try:
@@ -108,12 +110,14 @@ class _HeldBody:
             if close is not None:
                 close()
         finally:
-            self._leave()
+            gate = self._gate
+            if gate is not None:
+                self._gate = None
+                gate.exit(self._key)
 
-    def __del__(self) -> None:  # a server that never closes the body must not wedge commits
-        self._leave()
-
-    def _leave(self) -> None:
+    def __del__(self) -> None:
+        # A body dropped without being closed (a test client's response, say) must not
+        # hold every later commit for its drain timeout.
         gate = self._gate
         if gate is not None:
             self._gate = None
