@@ -787,7 +787,7 @@ def test_a_long_download_holds_a_commit_only_for_the_drain_timeout(
         conn, _ = _open_stream(served.port, path)
         try:
             result = served.applied({"words.py": NEW_WORDS})
-            assert any("1 request(s) still in flight after the 0.5 s drain" in note
+            assert any(f"1 request(s) still in flight after the 0.5 s drain (GET {path})" in note
                        for note in result.notes), result.notes
             assert served.get("/").body == "new"
         finally:

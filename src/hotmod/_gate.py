@@ -250,6 +250,16 @@ class Gate:
         """Units inside that a commit waits for (not those streaming events)."""
         return sum(1 for item in list(self._inside.values()) if not asks_for_stream(item))
 
+    def pending_requests(self) -> list[str]:
+        """The requests a commit would wait for now, as ``METHOD /path`` (for reports)."""
+        described = []
+        for item in list(self._inside.values()):
+            if item is not None and not asks_for_stream(item):
+                method = item.get("REQUEST_METHOD", item.get("method", "?"))
+                path = item.get("PATH_INFO", item.get("path", "?"))
+                described.append(f"{method} {path}")
+        return described
+
     def reading(self) -> _Reading:
         """``with gate.reading():`` or ``async with gate.reading():`` around one unit of work."""
         return _Reading(self)
@@ -386,9 +396,12 @@ class GateParticipant:
     def hold(self, batch: Batch) -> Iterator[None]:
         with self.gate.writing() as still:
             if still:
+                held = self.gate.pending_requests()
+                more = ", ..." if len(held) > 3 else ""
+                named = f" ({', '.join(held[:3])}{more})" if held else ""
                 batch.notes.append(
                     f"{still} request(s) still in flight after the {self.gate.drain_timeout:g} s"
-                    " drain; they finish on whatever code they call from now on"
+                    f" drain{named}; they finish on whatever code they call from now on"
                 )
             yield
 
