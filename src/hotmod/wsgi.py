@@ -110,18 +110,20 @@ class _HeldBody(itertools.chain):  # type: ignore[type-arg]
             if close is not None:
                 close()
         finally:
-            gate = self._gate
-            if gate is not None:
-                self._gate = None
-                gate.exit(self._key)
+            self.__del__()
 
     def __del__(self) -> None:
-        # A body dropped without being closed (a test client's response, say) must not
-        # hold every later commit for its drain timeout.
+        # Also when dropped without being closed (a test client's response, say): it must
+        # not hold every later commit for its drain timeout. Once only.
         gate = self._gate
         if gate is not None:
             self._gate = None
-            gate.exit(self._key)
+            if gate.lock_free:  # the gate's fast path, inline
+                del gate._inside[self._key]
+                if gate._closed:
+                    gate.wake()
+            else:
+                gate.exit(self._key)
 
     def __enter__(self) -> _HeldBody:
         return self
