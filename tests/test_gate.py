@@ -150,6 +150,10 @@ def _commit_in_thread(gate: Gate) -> tuple[threading.Thread, list[tuple[int, flo
     return writer, done
 
 
+def _start_response(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
+    """A WSGI server's ``start_response`` that sends nothing (the tests call apps directly)."""
+
+
 NESTINGS = ["reading", "middleware", "commit"]
 
 
@@ -170,7 +174,7 @@ def test_work_nested_in_a_wsgi_request_never_waits_for_a_commit_waiting_for_it(
         log.append("nested")
         return [b""]
 
-    def app(environ: dict[str, object], start_response: object) -> list[bytes]:
+    def app(environ: Any, start_response: Any) -> list[bytes]:
         inside.set()
         proceed.wait(DEADLINE)
         if nesting == "reading":
@@ -185,7 +189,7 @@ def test_work_nested_in_a_wsgi_request_never_waits_for_a_commit_waiting_for_it(
         return [b"ok"]
 
     request = threading.Thread(
-        target=WSGIGate(app, gate=gate), args=({"PATH_INFO": "/"}, lambda *a: None)
+        target=WSGIGate(app, gate=gate), args=({"PATH_INFO": "/"}, _start_response)
     )
     request.start()
     assert inside.wait(DEADLINE)
@@ -216,10 +220,10 @@ def test_work_nested_in_an_asgi_request_never_waits_for_a_commit_waiting_for_it(
     own: list[int] = []
     proceed = threading.Event()
 
-    async def leaf(scope: dict[str, object], receive: object, send: object) -> None:
+    async def leaf(scope: Any, receive: Any, send: Any) -> None:
         log.append("nested")
 
-    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
         await asyncio.to_thread(proceed.wait, DEADLINE)
         if nesting == "reading":
             async with gate.reading():
@@ -232,7 +236,8 @@ def test_work_nested_in_an_asgi_request_never_waits_for_a_commit_waiting_for_it(
                 log.append("nested")
 
     async def main() -> None:
-        request = asyncio.create_task(ASGIGate(app, gate=gate)({"type": "http"}, None, None))
+        unused: Any = None  # receive and send: the app calls neither
+        request = asyncio.create_task(ASGIGate(app, gate=gate)({"type": "http"}, unused, unused))
         await asyncio.to_thread(wait_for, lambda: gate.in_flight == 1)
         if nesting == "commit":
             proceed.set()
@@ -267,7 +272,7 @@ def test_a_request_for_an_event_stream_is_not_waited_for_nor_is_work_nested_in_i
         return [b""]
 
     environ = {"PATH_INFO": "/events", "HTTP_ACCEPT": "text/event-stream"}
-    request = threading.Thread(target=WSGIGate(app, gate=gate), args=(environ, lambda *a: None))
+    request = threading.Thread(target=WSGIGate(app, gate=gate), args=(environ, _start_response))
     request.start()
     assert inside.wait(DEADLINE)
     with gate.writing() as still:  # goes ahead at once: the stream is not waited for
@@ -294,7 +299,7 @@ def test_a_generated_wsgi_body_holds_the_gate_until_closed_or_dropped() -> None:
         yield b"two"
 
     middleware = WSGIGate(app, gate=gate)
-    body = middleware({"PATH_INFO": "/"}, lambda *args: None)
+    body: Any = middleware({"PATH_INFO": "/"}, _start_response)
     assert gate.in_flight == 1
     assert b"".join(body) == b"one two"
     assert steps == ["in flight: 1", "in flight: 1"]
@@ -415,7 +420,7 @@ class Race:
         environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/"}
         while not self.stop.is_set() and time.monotonic() < deadline:
             if number % 2:
-                middleware(environ, lambda status, headers, *exc: None)
+                middleware(environ, _start_response)
             else:
                 with gate.reading():
                     self._work()
