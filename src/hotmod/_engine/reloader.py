@@ -219,11 +219,14 @@ class Reloader:
             settle = threading.Timer(_SETTLE_S, self._settle)
             settle.daemon = True
             settle.start()
+            # Edited between import and arming: looked for before ready is told, so that
+            # a change made once start() has returned is the watcher's alone. (A scan
+            # racing it could see half of a folder's rename and apply that half alone.)
+            missed = self.graph.changed_on_disk()
+            missed |= self.file_dependencies.changed_on_disk()
             self._ready.set()
             if on_ready is not None:
                 on_ready()
-            missed = self.graph.changed_on_disk()  # edited between import and arming
-            missed |= self.file_dependencies.changed_on_disk()
             batches = watcher.batches(self._stop)
             if missed:
                 batches = itertools.chain([missed], batches)
