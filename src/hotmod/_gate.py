@@ -85,6 +85,7 @@ def asks_for_stream(item: Mapping[str, Any] | None) -> bool:
             return False
     return "text/event-stream" in accept
 
+
 # The read side's fast path takes no lock; it relies on the GIL (see ``Gate``). A
 # free-threaded build (3.13t, no GIL) takes the lock on every entry and exit instead.
 _LOCK_FREE: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
