@@ -460,6 +460,26 @@ def test_no_reader_is_inside_while_a_commit_holds_the_gate(
     assert gate.swaps == race.commits
 
 
+@pytest.mark.parametrize("kind", [Gate, _LockedGate], ids=["lock-free", "locked"])
+def test_enter_and_exit_without_keys(kind: type[Gate]) -> None:
+    """``enter()``/``try_enter()`` then ``exit()`` with no key, as code written before keys
+    does: each exit gives back one unit, and a commit then finds none in flight."""
+    gate = kind(DEADLINE)
+    gate.enter()
+    assert gate.try_enter()
+    key = gate.enter({"PATH_INFO": "/", "HTTP_ACCEPT": "*/*"})  # a request's unit, keyed
+    assert gate.in_flight == 3
+    gate.exit()
+    gate.exit()
+    assert gate.in_flight == 1  # the keyed unit is not one a keyless exit gives back
+    with gate.writing(timeout=0.1) as still:
+        assert still == 1
+        assert not gate.try_enter()  # closed, and this thread holds no unit of it
+    gate.exit(key)
+    gate.exit()  # nothing left: ignored
+    assert (gate.in_flight, gate.closed) == (0, False)
+
+
 def test_a_gate_is_lock_free_only_with_a_gil() -> None:
     gil = getattr(sys, "_is_gil_enabled", lambda: True)()
     assert (type(Gate()) is Gate) == gil

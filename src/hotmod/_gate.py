@@ -218,11 +218,31 @@ class Gate:
                 with self._lock:
                     self._waiting -= 1
 
-    def exit(self, key: int) -> None:
-        """Give the read side back (from any thread); a key no longer inside is ignored."""
-        self._inside.pop(key, None)
+    def try_enter(self) -> bool:
+        """Take the read side if no commit holds the gate (or the running thread or task
+        is inside already); give it back with :meth:`exit` (no key needed)."""
+        key = self.new_key()
+        self._inside[key] = None
+        if self._closed and not self._nested(sys._getframe(1)):
+            with self._cond:
+                del self._inside[key]
+                self._cond.notify_all()
+            return False
+        return True
+
+    def exit(self, key: int | None = None) -> None:
+        """Give the read side back (from any thread): unit ``key`` (a key no longer
+        inside is ignored) or, with none, the latest unit entered with no request
+        (``enter()`` or ``try_enter()`` called without arguments)."""
+        self._inside.pop(self._anonymous() if key is None else key, None)
         if self._closed:
             self.wake()
+
+    def _anonymous(self) -> int:
+        """The latest unit entered with no request (-1: none)."""
+        entries = list(self._inside.items())
+        found: int = next((key for key, item in reversed(entries) if item is None), -1)
+        return found
 
     def wake(self) -> None:
         """Tell a commit that may be waiting for the count that a unit has left."""
@@ -315,9 +335,16 @@ class _LockedGate(Gate):
                 return self._admit(item, True)
         return await self._admit_async(item, self._nested(outer))
 
-    def exit(self, key: int) -> None:
+    def try_enter(self) -> bool:
         with self._cond:
-            self._inside.pop(key, None)
+            if self._closed and not self._nested(sys._getframe(1)):
+                return False
+            self._inside[self.new_key()] = None
+            return True
+
+    def exit(self, key: int | None = None) -> None:
+        with self._cond:
+            self._inside.pop(self._anonymous() if key is None else key, None)
             if self._closed:
                 self._cond.notify_all()
 
