@@ -14,6 +14,7 @@ import sys
 import textwrap
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -311,6 +312,84 @@ def test_moved_module_runs_its_fresh_line_table_and_keeps_closures(tmp_path: Pat
         sys.path.remove(str(tmp_path))
         for name in ("moving", "dep"):
             sys.modules.pop(name, None)
+
+
+CLASSY = textwrap.dedent(
+    """\
+    def helper():
+        return 1
+
+
+    @staticmethod
+    def _unused():
+        pass
+
+
+    class Outer:
+        \"\"\"A class below the edit.\"\"\"
+
+        def method(self):
+            return "m"
+
+        class Inner:
+            value = 1
+
+
+    @dataclass_like
+    class Decorated:
+        x = 1
+    """
+)
+
+
+@pytest.mark.parametrize("also", ["nothing", "a body"])
+def test_moved_classes_give_their_source_where_it_now_is(tmp_path: Path, also: str) -> None:
+    """A class moved by lines added above it (alone: unchanged; with a real edit: applied)
+    gives ``inspect.getsource`` its text where it now is, as a fresh start does (3.13 reads
+    ``__firstlineno__``, which only the class's first line sets; earlier versions search
+    the file by name)."""
+    import inspect
+
+    prelude = "def dataclass_like(cls):\n    return cls\n\n\n"
+    path = tmp_path / "classy.py"
+    path.write_text(prelude + CLASSY, encoding="utf-8")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with Reloader([tmp_path], packages=()) as reloader:
+            import classy  # type: ignore[import-not-found]
+
+            outer, inner = classy.Outer, classy.Outer.Inner
+            source = prelude + "# one\n# two\n\n" + CLASSY
+            if also == "a body":
+                source = source.replace("return 1", "return 2")
+            path.write_text(source, encoding="utf-8")
+            result = reloader.apply([path])
+            expected = Outcome.UNCHANGED if also == "nothing" else Outcome.APPLIED
+            assert result.outcome is expected, result
+            assert classy.Outer is outer  # identity kept: moved, not rebuilt
+            assert classy.Outer.Inner is inner
+            fresh: dict[str, Any] = {"__name__": "classy"}
+            exec(compile(source, str(path), "exec", dont_inherit=True), fresh)
+            lines = source.splitlines(keepends=True)
+            tree = ast.parse(source)
+            outer_node = next(n for n in tree.body if getattr(n, "name", "") == "Outer")
+            for cls, made, node in (
+                (classy.Outer, fresh["Outer"], outer_node),
+                (classy.Decorated, fresh["Decorated"],
+                 next(n for n in tree.body if getattr(n, "name", "") == "Decorated")),
+                (inner, vars(fresh["Outer"])["Inner"],
+                 next(n for n in ast.walk(outer_node) if getattr(n, "name", "") == "Inner")),
+            ):
+                assert isinstance(node, ast.ClassDef)
+                first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                text = "".join(lines[first - 1:node.end_lineno])
+                assert inspect.getsource(cls) == textwrap.dedent(text) or (
+                    inspect.getsource(cls) == text
+                ), cls
+                assert cls.__dict__.get("__firstlineno__") == vars(made).get("__firstlineno__")
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("classy", None)
 
 
 def test_derived_code_index_equals_a_fresh_one() -> None:

@@ -28,7 +28,7 @@ from .._events import Outcome, ReloadResult
 from .attributes import init_attributes
 from .closures import ClosureUpdate, carry_history, find_closures
 from .commit import commit_batch
-from .patch import move_functions
+from .patch import move_class_lines, move_functions
 from .plan import Plan, make_plan, resolve_patches
 from .policy import Policy
 from .reconcile import Reconciler
@@ -150,6 +150,8 @@ class Batch:
             # tracebacks name the lines they are on now.
             for patches in self.plan.patches.values():
                 move_functions(patches)
+            for moves in self.plan.class_lines.values():
+                move_class_lines(moves)
             record_sources(self.plan, self.graph)
             return self._result(Outcome.UNCHANGED)
         if self.policy.strict and self.notes:

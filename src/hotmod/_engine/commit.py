@@ -28,7 +28,7 @@ from .. import _compat
 from .._errors import ReloadError
 from .classpatch import apply_class_patch
 from .closures import apply_closure_updates
-from .patch import apply_body_patch, instance_dict
+from .patch import apply_body_patch, instance_dict, move_class_lines
 from .undo import UndoLog
 
 if TYPE_CHECKING:
@@ -58,6 +58,9 @@ def commit_batch(batch: Batch) -> None:
             functions += not patch.moved  # moved, not changed: not counted
         for class_patch in plan.class_patches.get(module, ()):
             apply_class_patch(class_patch, undo)
+    for module, moves in plan.class_lines.items():
+        if module not in staged.modules:
+            move_class_lines(moves, undo)
     functions += apply_closure_updates(batch.closures, undo)
     batch.reconciler.commit(undo)
     functions += batch.reconciler.updated_functions

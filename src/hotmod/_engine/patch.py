@@ -378,6 +378,46 @@ def _is_named_function(code: types.CodeType) -> bool:
     return bool(code.co_flags & _CO_OPTIMIZED) and not code.co_name.startswith("<")
 
 
+ClassLines = tuple[type, int]  # a live class and the first line its body moved to
+
+
+def moved_classes(
+    namespace: dict[str, Any], old: types.CodeType, new: types.CodeType
+) -> list[ClassLines]:
+    """Live classes whose bodies only moved to other lines, and their new first line.
+
+    Python 3.13 keeps a class's first line in ``__firstlineno__`` (which
+    ``inspect.getsource`` reads); moving its methods' code does not move it.
+    Earlier versions find a class's source by its name: nothing to do there.
+    """
+    if not _compat.PY313:
+        return []
+    old_by_key, _ = code_index(old)
+    new_by_key, _ = code_index(new)
+    moves: list[ClassLines] = []
+    for key in changed_keys(old, new):
+        before, after = old_by_key[key], new_by_key.get(key)
+        if after is None or before.co_flags & _CO_OPTIMIZED or "<" in key[0]:
+            continue  # gone, a function, or made at run time (nested in a function)
+        if not _compat.only_moved(before, after):
+            continue
+        cls: Any = namespace.get(key[0].split(".")[0])
+        for part in key[0].split(".")[1:]:
+            cls = cls.__dict__.get(part) if isinstance(cls, type) else None
+        if isinstance(cls, type) and cls.__dict__.get("__firstlineno__") == before.co_firstlineno:
+            moves.append((cls, after.co_firstlineno))
+    return moves
+
+
+def move_class_lines(moves: Iterable[ClassLines], undo: UndoLog | None = None) -> None:
+    """Give classes that only moved their new first line (undoably, with ``undo``)."""
+    for cls, line in moves:
+        old = cls.__dict__.get("__firstlineno__")
+        cls.__firstlineno__ = line  # type: ignore[attr-defined]
+        if undo is not None:
+            undo.on_rollback(functools.partial(setattr, cls, "__firstlineno__", old))
+
+
 def move_functions(patches: Iterable[BodyPatch]) -> None:
     """Give functions that only moved their moved code (not a change: nothing to undo)."""
     for patch in patches:

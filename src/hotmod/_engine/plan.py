@@ -22,7 +22,14 @@ from .. import _compat
 from .._errors import ReloadError
 from .classpatch import ClassPatch, run_class_body
 from .graph import MAIN, ModuleGraph
-from .patch import BodyPatch, SignatureValues, body_patches, derive_code_index
+from .patch import (
+    BodyPatch,
+    ClassLines,
+    SignatureValues,
+    body_patches,
+    derive_code_index,
+    moved_classes,
+)
 from .quick import quick_change, statement_shifts, statement_spans
 from .scan import ModuleInfo, scan
 
@@ -75,6 +82,8 @@ class Plan:
     candidates: dict[str, list[str]] = field(default_factory=dict)
     # Changed code that no live function runs (qualnames), by module.
     unmatched: dict[str, list[str]] = field(default_factory=dict)
+    # Classes whose bodies only moved to other lines (3.13), by module.
+    class_lines: dict[str, list[ClassLines]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -300,6 +309,9 @@ def resolve_patches(plan: Plan, graph: ModuleGraph) -> None:
             plan.reexec.add(module)  # import-time code runs a changed function: run it again
             continue
         plan.unmatched[module] = unmatched
+        lines = moved_classes(namespace, record.code, change.code)
+        if lines:
+            plan.class_lines[module] = lines
         if not patches and not classes and not unmatched:
             continue  # comments, blank lines elsewhere: nothing to apply
         plan.patches[module] = patches
