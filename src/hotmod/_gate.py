@@ -164,9 +164,14 @@ class Gate:
         one the commit waits for; return its key inside."""
         nested = self._nested(outer)
         with self._cond:
-            del self._inside[key]
-            self._cond.notify_all()  # the commit may be counting on that entry
+            self._back_out(key)
             return self._admit(item, nested)
+
+    def _back_out(self, key: int) -> None:
+        """Under the lock: take back an entry stored while a commit held the gate, and
+        tell the commit, which may be counting on it."""
+        del self._inside[key]
+        self._cond.notify_all()
 
     def _admit(self, item: Mapping[str, Any] | None, nested: bool) -> int:
         """Under the lock: wait for the gate to open (unless ``nested``), then enter."""
@@ -195,8 +200,7 @@ class Gate:
         """:meth:`wait` for a task: awaits the gate's opening without blocking its loop."""
         nested = self._nested(outer)
         with self._cond:
-            del self._inside[key]
-            self._cond.notify_all()
+            self._back_out(key)
         return await self._admit_async(item, nested)
 
     async def _admit_async(self, item: Mapping[str, Any] | None, nested: bool) -> int:
@@ -225,8 +229,7 @@ class Gate:
         self._inside[key] = None
         if self._closed and not self._nested(sys._getframe(1)):
             with self._cond:
-                del self._inside[key]
-                self._cond.notify_all()
+                self._back_out(key)
             return False
         return True
 
@@ -240,9 +243,7 @@ class Gate:
 
     def _anonymous(self) -> int:
         """The latest unit entered with no request (-1: none)."""
-        entries = list(self._inside.items())
-        found: int = next((key for key, item in reversed(entries) if item is None), -1)
-        return found
+        return next((key for key, item in reversed(list(self._inside.items())) if item is None), -1)
 
     def wake(self) -> None:
         """Tell a commit that may be waiting for the count that a unit has left."""

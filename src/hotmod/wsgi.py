@@ -118,12 +118,7 @@ class _HeldBody(itertools.chain):  # type: ignore[type-arg]
         gate = self._gate
         if gate is not None:
             self._gate = None
-            if gate.lock_free:  # the gate's fast path, inline
-                del gate._inside[self._key]
-                if gate._closed:
-                    gate.wake()
-            else:
-                gate.exit(self._key)
+            gate.exit(self._key)
 
     def __enter__(self) -> _HeldBody:
         return self

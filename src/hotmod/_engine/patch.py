@@ -401,8 +401,9 @@ def moved_classes(
             continue  # gone, a function, or made at run time (nested in a function)
         if not _compat.only_moved(before, after):
             continue
-        cls: Any = namespace.get(key[0].split(".")[0])
-        for part in key[0].split(".")[1:]:
+        top, *inner = key[0].split(".")
+        cls: Any = namespace.get(top)
+        for part in inner:
             cls = cls.__dict__.get(part) if isinstance(cls, type) else None
         if isinstance(cls, type) and cls.__dict__.get("__firstlineno__") == before.co_firstlineno:
             moves.append((cls, after.co_firstlineno))
